@@ -1,0 +1,41 @@
+# The project's vocabulary: setup, run, test, lint, bench, deploy. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DRY_RUN ?=
+
+.PHONY: setup system-deps run test lint bench deploy clean
+
+setup: system-deps $(STAMP)
+
+# System packages the tests and the local stack need, installed only when missing.
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+run: setup
+	$(PY) -m scripts.run_local
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+bench: setup
+	$(PY) -m bench
+
+deploy: setup
+	$(PY) -m scripts.deploy $(if $(DRY_RUN),--dry-run,)
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Code packages shared by every Cloud Function of the project."""

@@ -1,0 +1,269 @@
+"""Events every component reports, the hook interface that receives them, and counters.
+
+Components never log directly: they build a frozen event and call :func:`emit`. The default hooks
+are a :class:`LoggingHook` (one structured log record per event) and the process-wide
+:class:`Metrics` (counters a caller can snapshot). Tests swap hooks with :func:`use_hooks`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
+
+logger = logging.getLogger("shared.resilience")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events. ``name`` is the component instance (breaker, cache, model, ...)."""
+
+    kind: ClassVar[str] = "event"
+    severity: ClassVar[str] = "INFO"
+    name: str
+
+    def fields(self) -> dict[str, Any]:
+        """The event as a flat, JSON-friendly dict, including its ``kind``."""
+        out: dict[str, Any] = {"event": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = repr(value) if isinstance(value, BaseException) else value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerStateChanged(Event):
+    kind: ClassVar[str] = "breaker.state_change"
+    severity: ClassVar[str] = "WARNING"
+    old_state: str
+    new_state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerRejected(Event):
+    kind: ClassVar[str] = "breaker.rejected"
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerStorageFailed(Event):
+    kind: ClassVar[str] = "breaker.storage_failed"
+    severity: ClassVar[str] = "ERROR"
+    error: str
+    fallback_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled(Event):
+    kind: ClassVar[str] = "retry.scheduled"
+    severity: ClassVar[str] = "WARNING"
+    attempt: int
+    wait: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryGaveUp(Event):
+    kind: ClassVar[str] = "retry.gave_up"
+    severity: ClassVar[str] = "ERROR"
+    attempts: int
+    elapsed: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackAttempted(Event):
+    """One model of a fallback chain answered or failed. ``name`` is the model."""
+
+    kind: ClassVar[str] = "fallback.attempt"
+    outcome: Literal["success", "failure", "skipped"]
+    position: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackCompleted(Event):
+    """A whole chain finished. ``name`` is the model that answered ('' if none did)."""
+
+    kind: ClassVar[str] = "fallback.completed"
+    fallback_used: bool
+    attempts: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CacheAccessed(Event):
+    kind: ClassVar[str] = "cache.access"
+    severity: ClassVar[str] = "DEBUG"
+    outcome: Literal["hit", "miss", "stale"]
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterWaited(Event):
+    kind: ClassVar[str] = "limiter.wait"
+    severity: ClassVar[str] = "DEBUG"
+    waited: float
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterRejected(Event):
+    kind: ClassVar[str] = "limiter.reject"
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionDecided(Event):
+    """``name`` is the admission controller; ``plan`` the request's plan."""
+
+    kind: ClassVar[str] = "admission.decision"
+    severity: ClassVar[str] = "DEBUG"
+    plan: str
+    outcome: Literal["admitted", "rejected"]
+    waited: float
+    reason: str = ""
+
+
+class Hook(Protocol):
+    """Receives every event. Must not raise; must be cheap (called on the caller's thread)."""
+
+    def __call__(self, event: Event) -> None: ...
+
+
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
+           "ERROR": logging.ERROR}
+
+
+class LoggingHook:
+    """Writes each event as one structured log record (fields under ``extra['json_fields']``)."""
+
+    def __init__(self, log: logging.Logger = logger) -> None:
+        self._log = log
+
+    def __call__(self, event: Event) -> None:
+        level = _LEVELS.get(event.severity, logging.INFO)
+        if self._log.isEnabledFor(level):
+            self._log.log(level, "%s %s", event.kind, event.name,
+                          extra={"json_fields": event.fields()})
+
+
+class Metrics:
+    """Thread-safe counters fed by events; :meth:`snapshot` derives the rates."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._breaker_states: dict[str, str] = {}
+
+    def __call__(self, event: Event) -> None:
+        outcome = ""
+        if isinstance(event, CacheAccessed | FallbackAttempted):
+            outcome = event.outcome
+        elif isinstance(event, AdmissionDecided):
+            outcome = f"{event.plan}.{event.outcome}"
+        elif isinstance(event, FallbackCompleted):
+            outcome = "fallback" if event.fallback_used else ("primary" if event.ok else "failed")
+        key = (event.kind, event.name, outcome)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            if isinstance(event, BreakerStateChanged):
+                self._breaker_states[event.name] = event.new_state
+
+    def count(self, kind: str, name: str | None = None, outcome: str | None = None) -> int:
+        """Sum of the counters matching ``kind`` and, when given, ``name`` and ``outcome``."""
+        with self._lock:
+            return sum(v for (k, n, o), v in self._counts.items()
+                       if k == kind and name in (None, n) and outcome in (None, o))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._breaker_states.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and derived rates: cache hit rate, fallback hit rate, open breakers."""
+        hits = self.count(CacheAccessed.kind, outcome="hit")
+        stale = self.count(CacheAccessed.kind, outcome="stale")
+        misses = self.count(CacheAccessed.kind, outcome="miss")
+        chains = self.count(FallbackCompleted.kind)
+        fallbacks = self.count(FallbackCompleted.kind, outcome="fallback")
+        failed = self.count(FallbackCompleted.kind, outcome="failed")
+        lookups = hits + stale + misses
+        with self._lock:
+            open_breakers = sorted(n for n, s in self._breaker_states.items() if s == "open")
+            counters = {f"{k}|{n}|{o}": v for (k, n, o), v in sorted(self._counts.items())}
+        return {
+            "cache": {"hits": hits, "stale": stale, "misses": misses,
+                      "hit_rate": (hits + stale) / lookups if lookups else None},
+            "fallback": {"chains": chains, "fallback_used": fallbacks, "failed": failed,
+                         "fallback_hit_rate": fallbacks / chains if chains else None,
+                         "answer_rate": (chains - failed) / chains if chains else None},
+            "retry": {"scheduled": self.count(RetryScheduled.kind),
+                      "gave_up": self.count(RetryGaveUp.kind)},
+            "breakers": {"open": open_breakers,
+                         "rejected": self.count(BreakerRejected.kind)},
+            "limiter": {"waits": self.count(LimiterWaited.kind),
+                        "rejects": self.count(LimiterRejected.kind)},
+            "counters": counters,
+        }
+
+
+METRICS = Metrics()
+_hooks: tuple[Hook, ...] = (LoggingHook(), METRICS)
+
+
+def emit(event: Event) -> None:
+    """Send ``event`` to every installed hook; a failing hook never breaks the caller."""
+    for hook in _hooks:
+        try:
+            hook(event)
+        except Exception:  # noqa: BLE001 - observability must not take the call down
+            logger.exception("resilience hook %r failed", hook)
+
+
+def hooks() -> tuple[Hook, ...]:
+    """The hooks installed now."""
+    return _hooks
+
+
+def set_hooks(new: Sequence[Hook]) -> tuple[Hook, ...]:
+    """Install ``new`` as the hooks; returns the previous ones."""
+    global _hooks
+    previous, _hooks = _hooks, tuple(new)
+    return previous
+
+
+def add_hook(hook: Hook) -> None:
+    """Install one more hook after the current ones."""
+    set_hooks((*_hooks, hook))
+
+
+@contextlib.contextmanager
+def use_hooks(*new: Hook) -> Iterator[None]:
+    """Within the block, send events only to ``new``; restores the previous hooks after."""
+    previous = set_hooks(new)
+    try:
+        yield
+    finally:
+        set_hooks(previous)
+
+
+class Recorder:
+    """A hook that keeps every event, for tests and experiments."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def of(self, kind: type[Event]) -> list[Any]:
+        with self._lock:
+            return [e for e in self.events if isinstance(e, kind)]
