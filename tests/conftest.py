@@ -50,8 +50,9 @@ def firestore_service() -> Iterator[services.Service]:
 
 
 @pytest.fixture
-def firestore_env(firestore_service: services.Service,
-                  monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def firestore_env(
+    firestore_service: services.Service, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """Point google-cloud-firestore at the emulator with an empty database; yields the project."""
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_service.host)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", FIRESTORE_PROJECT)

@@ -28,8 +28,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None,
-                  ) -> None:
+def wait_for_port(
+    port: int,
+    timeout: float = 30.0,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -55,13 +58,26 @@ class Service:
         stop_group(self.proc)
 
 
-def start_process(name: str, argv: Sequence[str], port: int, *, timeout: float = 30.0,
-                  env: dict[str, str] | None = None, cwd: str | None = None) -> Service:
+def start_process(
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    *,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> Service:
     """Start ``argv`` in a new process group and wait until it listens on ``port``."""
     log = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
     with log.open("wb") as out:
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=env, cwd=cwd)
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=cwd,
+        )
     try:
         wait_for_port(port, timeout, proc)
     except Exception as exc:
@@ -88,8 +104,11 @@ def start_redis() -> Service:
     if exe is None:
         raise RuntimeError("redis-server is not installed: run `make setup`")
     port = free_port()
-    return start_process("redis", [exe, "--bind", "127.0.0.1", "--port", str(port),
-                                   "--save", "", "--appendonly", "no"], port)
+    return start_process(
+        "redis",
+        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        port,
+    )
 
 
 def firestore_emulator_jar() -> Path:
@@ -100,22 +119,37 @@ def firestore_emulator_jar() -> Path:
     roots = []
     if shutil.which("gcloud"):
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            roots.append(subprocess.run(
-                ["gcloud", "info", "--format=value(installation.sdk_root)"],
-                capture_output=True, text=True, timeout=60, check=True).stdout.strip())
+            roots.append(
+                subprocess.run(
+                    ["gcloud", "info", "--format=value(installation.sdk_root)"],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=True,
+                ).stdout.strip()
+            )
     roots += ["/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk"]
     for root in roots:
         jar = Path(root) / "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
         if root and jar.is_file():
             return jar
-    raise RuntimeError("cloud-firestore-emulator.jar not found: install google-cloud-cli "
-                       "with the cloud-firestore-emulator component (make setup)")
+    raise RuntimeError(
+        "cloud-firestore-emulator.jar not found: install google-cloud-cli "
+        "with the cloud-firestore-emulator component (make setup)"
+    )
 
 
 def start_firestore() -> Service:
     port = free_port()
-    argv = ["java", "-cp", str(firestore_emulator_jar()), FIRESTORE_CLASS, "start",
-            "--host=127.0.0.1", f"--port={port}"]
+    argv = [
+        "java",
+        "-cp",
+        str(firestore_emulator_jar()),
+        FIRESTORE_CLASS,
+        "start",
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
     return start_process("firestore", argv, port, timeout=60)
 
 
@@ -123,7 +157,8 @@ def reset_firestore(host: str, project: str) -> None:
     """Delete every document of ``project`` in the emulator."""
     req = urllib.request.Request(
         f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents",
-        method="DELETE")
+        method="DELETE",
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         resp.read()
 

@@ -135,8 +135,12 @@ class Hook(Protocol):
     def __call__(self, event: Event) -> None: ...
 
 
-_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
-           "ERROR": logging.ERROR}
+_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+}
 
 
 class LoggingHook:
@@ -148,8 +152,9 @@ class LoggingHook:
     def __call__(self, event: Event) -> None:
         level = _LEVELS.get(event.severity, logging.INFO)
         if self._log.isEnabledFor(level):
-            self._log.log(level, "%s %s", event.kind, event.name,
-                          extra={"json_fields": event.fields()})
+            self._log.log(
+                level, "%s %s", event.kind, event.name, extra={"json_fields": event.fields()}
+            )
 
 
 class Metrics:
@@ -177,8 +182,11 @@ class Metrics:
     def count(self, kind: str, name: str | None = None, outcome: str | None = None) -> int:
         """Sum of the counters matching ``kind`` and, when given, ``name`` and ``outcome``."""
         with self._lock:
-            return sum(v for (k, n, o), v in self._counts.items()
-                       if k == kind and name in (None, n) and outcome in (None, o))
+            return sum(
+                v
+                for (k, n, o), v in self._counts.items()
+                if k == kind and name in (None, n) and outcome in (None, o)
+            )
 
     def reset(self) -> None:
         with self._lock:
@@ -198,17 +206,28 @@ class Metrics:
             open_breakers = sorted(n for n, s in self._breaker_states.items() if s == "open")
             counters = {f"{k}|{n}|{o}": v for (k, n, o), v in sorted(self._counts.items())}
         return {
-            "cache": {"hits": hits, "stale": stale, "misses": misses,
-                      "hit_rate": (hits + stale) / lookups if lookups else None},
-            "fallback": {"chains": chains, "fallback_used": fallbacks, "failed": failed,
-                         "fallback_hit_rate": fallbacks / chains if chains else None,
-                         "answer_rate": (chains - failed) / chains if chains else None},
-            "retry": {"scheduled": self.count(RetryScheduled.kind),
-                      "gave_up": self.count(RetryGaveUp.kind)},
-            "breakers": {"open": open_breakers,
-                         "rejected": self.count(BreakerRejected.kind)},
-            "limiter": {"waits": self.count(LimiterWaited.kind),
-                        "rejects": self.count(LimiterRejected.kind)},
+            "cache": {
+                "hits": hits,
+                "stale": stale,
+                "misses": misses,
+                "hit_rate": (hits + stale) / lookups if lookups else None,
+            },
+            "fallback": {
+                "chains": chains,
+                "fallback_used": fallbacks,
+                "failed": failed,
+                "fallback_hit_rate": fallbacks / chains if chains else None,
+                "answer_rate": (chains - failed) / chains if chains else None,
+            },
+            "retry": {
+                "scheduled": self.count(RetryScheduled.kind),
+                "gave_up": self.count(RetryGaveUp.kind),
+            },
+            "breakers": {"open": open_breakers, "rejected": self.count(BreakerRejected.kind)},
+            "limiter": {
+                "waits": self.count(LimiterWaited.kind),
+                "rejects": self.count(LimiterRejected.kind),
+            },
             "counters": counters,
         }
 
@@ -222,7 +241,7 @@ def emit(event: Event) -> None:
     for hook in _hooks:
         try:
             hook(event)
-        except Exception:  # noqa: BLE001 - observability must not take the call down
+        except Exception:  # observability must not take the call down
             logger.exception("resilience hook %r failed", hook)
 
 
