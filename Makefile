@@ -6,13 +6,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DRY_RUN ?=
 
-.PHONY: setup system-deps run test lint bench deploy clean
+.PHONY: setup system-deps node-deps run test lint bench deploy clean
 
-setup: system-deps $(STAMP)
+setup: system-deps node-deps $(STAMP)
 
 # System packages the tests and the local stack need, installed only when missing.
 system-deps:
 	@bash scripts/system-deps.sh
+
+# Node tools (Firebase Auth emulator for the auth tests), installed only when missing.
+node-deps:
+	@if [ -f scripts/node-deps.sh ]; then bash scripts/node-deps.sh; fi
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
