@@ -17,12 +17,16 @@ FIRESTORE_PROJECT = "demo-resilience-test"
 
 @pytest.fixture(autouse=True)
 def _reset_resilience_globals() -> Iterator[None]:
-    """Each test starts with fresh counters and the default hooks."""
+    """Each test starts with fresh counters, the default hooks and an empty breaker registry."""
+    from shared.resilience.breaker import reset_breakers
+
     previous = events.hooks()
     events.METRICS.reset()
+    reset_breakers()
     yield
     events.set_hooks(previous)
     events.METRICS.reset()
+    reset_breakers()
 
 
 @pytest.fixture(scope="session")
