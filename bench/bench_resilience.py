@@ -24,7 +24,7 @@ from typing import Any
 import pybreaker
 import tenacity
 
-from shared.resilience.breaker import Circuit
+from shared.resilience.circuit import Circuit
 from shared.resilience.compose import with_breaker_and_retry
 
 MAX_ITERATIONS = 200_000

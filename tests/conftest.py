@@ -18,7 +18,7 @@ FIRESTORE_PROJECT = "demo-resilience-test"
 @pytest.fixture(autouse=True)
 def _reset_resilience_globals() -> Iterator[None]:
     """Each test starts with fresh counters, the default hooks and an empty breaker registry."""
-    from shared.resilience.breaker import reset_breakers
+    from shared.resilience.circuit import reset_breakers
 
     previous = events.hooks()
     events.METRICS.reset()

@@ -1,4 +1,4 @@
-"""Where a :class:`~shared.resilience.breaker.Circuit` keeps its state: memory or Redis.
+"""Where a :class:`~shared.resilience.circuit.Circuit` keeps its state: memory or Redis.
 
 Both classes are :class:`pybreaker.CircuitBreakerStorage` subclasses, so pybreaker's state machine
 drives them (a plain ``pybreaker.CircuitBreaker`` can use them too). They add what the circuit

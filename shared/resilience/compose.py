@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from shared.resilience.retry import retry
+from shared.resilience.retries import retry
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ def with_breaker_and_retry(
 ) -> T:
     """Run ``fn`` with up to ``attempts`` tries inside one call through ``breaker``.
 
-    ``retry_options`` are those of :func:`~shared.resilience.retry.retry` (``base``, ``cap``,
+    ``retry_options`` are those of :func:`~shared.resilience.retries.retry` (``base``, ``cap``,
     ``deadline`` in seconds, ``retry_on``, ``name``, ``clock``).
     """
     return breaker.call(lambda: retry(fn, attempts, **retry_options))

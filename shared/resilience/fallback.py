@@ -23,7 +23,7 @@ from shared.resilience.compose import Breaker
 from shared.resilience.errors import CircuitOpenError, ConfigError, ResilienceError
 from shared.resilience.llm import DEFAULT_CHAIN, ModelSpec, ModelTable, api_key_for, model_table
 from shared.resilience.llm_providers import Provider, default_providers
-from shared.resilience.retry import retry
+from shared.resilience.retries import retry
 from shared.resilience.transient import is_transient, retry_after_of, status_code_of
 
 __all__ = [
@@ -61,7 +61,7 @@ def breaker_name(model: str) -> str:
 
 def registry_breaker(name: str) -> Breaker:
     """The named breaker from the process-wide registry, with the registry's default settings."""
-    from shared.resilience.breaker import breaker
+    from shared.resilience.circuit import breaker
 
     return breaker(name)
 

@@ -12,14 +12,14 @@ import pybreaker
 import pytest
 
 from shared.resilience import events
-from shared.resilience.breaker import (
+from shared.resilience.breaker_storage import MemoryStorage, RedisStorage
+from shared.resilience.circuit import (
     BreakerStats,
     Circuit,
     breaker,
     breakers,
     reset_breakers,
 )
-from shared.resilience.breaker_storage import MemoryStorage, RedisStorage
 from shared.resilience.clock import FakeClock
 from shared.resilience.errors import CircuitOpenError, ConfigError
 from shared.resilience.transient import HttpStatusError
@@ -258,7 +258,7 @@ def test_a_failing_predicate_counts_the_error_and_is_logged(
         raise RuntimeError("bug in predicate")
 
     circuit = seed_circuit(clock, exclude=(broken,))
-    with caplog.at_level(logging.ERROR, logger="shared.resilience.breaker"):
+    with caplog.at_level(logging.ERROR, logger="shared.resilience.circuit"):
         trip(circuit, 4)
     assert circuit.state == "open"
     assert "exclude predicate" in caplog.text

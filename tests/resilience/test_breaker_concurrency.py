@@ -14,7 +14,7 @@ import pybreaker
 import pytest
 
 from shared.resilience import events
-from shared.resilience.breaker import Circuit
+from shared.resilience.circuit import Circuit
 from shared.resilience.clock import FakeClock
 from shared.resilience.errors import CircuitOpenError
 from tests.resilience.breaker_conftest_helpers import Boom, fail, ok, outcome, recording, trip

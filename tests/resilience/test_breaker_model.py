@@ -15,8 +15,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.resilience.breaker import Circuit
 from shared.resilience.breaker_storage import BreakerStorage, MemoryStorage, RedisStorage
+from shared.resilience.circuit import Circuit
 from shared.resilience.clock import FakeClock
 from tests.resilience.breaker_conftest_helpers import bad_request, fail, ok, outcome
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.resilience.breaker import Circuit
+from shared.resilience.circuit import Circuit
 from shared.resilience.clock import FakeClock
 from shared.resilience.compose import with_breaker, with_breaker_and_retry
 from shared.resilience.errors import CircuitOpenError

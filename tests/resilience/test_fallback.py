@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from shared.resilience import events
-from shared.resilience.breaker import Circuit, breaker
+from shared.resilience.circuit import Circuit, breaker
 from shared.resilience.clock import FakeClock
 from shared.resilience.errors import CircuitOpenError, ConfigError, ResilienceError
 from shared.resilience.fallback import (

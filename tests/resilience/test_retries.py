@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from shared.resilience import events
 from shared.resilience.clock import FakeClock
 from shared.resilience.errors import CircuitOpenError, ConfigError
-from shared.resilience.retry import RetryPolicy, full_jitter, retry, retrying
+from shared.resilience.retries import RetryPolicy, full_jitter, retry, retrying
 from shared.resilience.transient import HttpStatusError, is_business_error, is_transient
 
 

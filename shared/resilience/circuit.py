@@ -79,7 +79,7 @@ State = Literal["closed", "open", "half-open"]
 #: An exception type (matched with ``isinstance``) or a predicate on the exception.
 ExcludeRule = type[BaseException] | Callable[[BaseException], bool]
 
-logger = logging.getLogger("shared.resilience.breaker")
+logger = logging.getLogger("shared.resilience.circuit")
 
 # Tickets tell the outcome recorder how a call was admitted. Admitted by the state machine:
 # ``epoch * 2`` (normal) or ``epoch * 2 + 1`` (half-open probe), epoch >= 1. Admitted by the

@@ -1,0 +1,219 @@
+"""A SQLite store of request records: the local stand-in for Cloud Monitoring.
+
+Every local function (run by functions-framework, one process each) appends one row per request
+through :func:`sink_from_env` (wired by ``shared.obs.observed`` when ``LOCAL_METRICS_DB`` is set);
+the ``local`` SLI backend reads them back. WAL mode and a busy timeout make concurrent writers in
+several processes and threads safe; each thread has its own connection.
+
+Injected failures (chaos) are stored with ``injected = 1`` and *count* in SLIs: an SLO measures
+what users saw. The flag is kept so reports can split injected from organic failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+logger = logging.getLogger("shared.slo.local_store")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    function TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    trace_id TEXT,
+    injected INTEGER NOT NULL DEFAULT 0,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_function_at ON requests (function, at);
+CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
+"""
+
+ANY_FUNCTION = "*"
+
+
+class RequestRecordLike(Protocol):
+    """The fields of ``shared.obs.requests.RequestRecord`` this store keeps (``at``: epoch s)."""
+
+    @property
+    def function(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def latency_ms(self) -> float: ...
+    @property
+    def trace_id(self) -> str | None: ...
+    @property
+    def injected(self) -> bool: ...
+    @property
+    def at(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Requests in a window: all, failed (status >= the error threshold), failed by injection."""
+
+    total: int
+    bad: int
+    injected_bad: int
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """Requests in a window, those at or above a threshold, and a percentile (ms)."""
+
+    total: int
+    slow: int
+    percentile_ms: float | None
+
+
+class LocalStore:
+    """Request records in the SQLite file at ``path`` (created with its schema on first use)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = str(path)
+        self._timeout = busy_timeout_s
+        self._local = threading.local()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            with self._schema_lock:
+                if not self._schema_ready:
+                    conn.executescript(_SCHEMA)
+                    self._schema_ready = True
+            self._local.conn = conn
+        return conn
+
+    def append(self, record: RequestRecordLike) -> None:
+        """Store one request record."""
+        self.append_many([record])
+
+    def append_many(self, records: Iterable[RequestRecordLike]) -> None:
+        rows = [
+            (r.function, r.method, r.path, int(r.status), float(r.latency_ms), r.trace_id,
+             int(bool(r.injected)), float(r.at))
+            for r in records
+        ]  # fmt: skip
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO requests (function, method, path, status, latency_ms, trace_id,"
+                " injected, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def counts(
+        self, functions: Sequence[str], start: float, end: float, *, error_status_min: int = 500
+    ) -> Counts:
+        """Requests of ``functions`` (``*``: all) with ``start <= at < end`` (epoch seconds)."""
+        where, params = _where(functions, start, end)
+        row = (
+            self._connection()
+            .execute(
+                "SELECT COUNT(*), COALESCE(SUM(status >= ?), 0),"
+                f" COALESCE(SUM(status >= ? AND injected), 0) FROM requests WHERE {where}",
+                (error_status_min, error_status_min, *params),
+            )
+            .fetchone()
+        )
+        return Counts(total=int(row[0]), bad=int(row[1]), injected_bad=int(row[2]))
+
+    def latency_summary(
+        self, functions: Sequence[str], start: float, end: float, *, threshold_ms: float, q: float
+    ) -> LatencySummary:
+        """Count, count at or above ``threshold_ms`` and the ``q``-th percentile (interpolated
+        between closest ranks) of the matching requests, computed inside SQLite."""
+        where, params = _where(functions, start, end)
+        conn = self._connection()
+        total, slow = conn.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(latency_ms >= ?), 0) FROM requests WHERE {where}",
+            (threshold_ms, *params),
+        ).fetchone()
+        if not total:
+            return LatencySummary(0, 0, None)
+        position = (total - 1) * q / 100
+        low = int(position)
+        rows = conn.execute(
+            f"SELECT latency_ms FROM requests WHERE {where} ORDER BY latency_ms LIMIT 2 OFFSET ?",
+            (*params, low),
+        ).fetchall()
+        lower = float(rows[0][0])
+        upper = float(rows[1][0]) if len(rows) > 1 else lower
+        return LatencySummary(int(total), int(slow), lower + (upper - lower) * (position - low))
+
+    def latencies(self, functions: Sequence[str], start: float, end: float) -> list[float]:
+        """Latencies (ms) of the matching requests, ascending."""
+        where, params = _where(functions, start, end)
+        rows = self._connection().execute(
+            f"SELECT latency_ms FROM requests WHERE {where} ORDER BY latency_ms", params
+        )
+        return [float(r[0]) for r in rows]
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _where(functions: Sequence[str], start: float, end: float) -> tuple[str, tuple[object, ...]]:
+    if ANY_FUNCTION in functions:
+        return "at >= ? AND at < ?", (start, end)
+    marks = ", ".join("?" for _ in functions)
+    return f"function IN ({marks}) AND at >= ? AND at < ?", (*functions, start, end)
+
+
+class SqliteRequestSink:
+    """A ``shared.obs`` RequestSink writing to a :class:`LocalStore`; never raises."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+
+    def __call__(self, record: RequestRecordLike) -> None:
+        try:
+            self.store.append(record)
+        except sqlite3.Error as exc:  # a lost local metric must not fail the request
+            logger.warning("could not store request record in %s: %s", self.store.path, exc)
+
+
+_sinks: dict[str, SqliteRequestSink] = {}
+_sinks_lock = threading.Lock()
+
+
+def sink_from_env(environ: Mapping[str, str] | None = None) -> SqliteRequestSink | None:
+    """The sink for ``LOCAL_METRICS_DB`` (one per path per process), or None when unset."""
+    path = (os.environ if environ is None else environ).get("LOCAL_METRICS_DB", "").strip()
+    if not path:
+        return None
+    with _sinks_lock:
+        sink = _sinks.get(path)
+        if sink is None:
+            sink = _sinks[path] = SqliteRequestSink(LocalStore(path))
+        return sink

@@ -1,0 +1,114 @@
+"""The HTTP side of the monitor: one Monitor per instance, built on first request, JSON out.
+
+Settings and the SLO file are read once. A bad SLO file (or bad settings) is logged once and
+every request then answers a JSON 500 ``config_invalid`` naming the problems, never a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from shared.resilience.clock import SYSTEM_CLOCK, Clock
+from shared.slo.backends import Backend, open_backend
+from shared.slo.errors import ConfigInvalid, RecordError, SloError, SourceError
+from shared.slo.monitor import Monitor
+from shared.slo.settings import Settings
+
+logger = logging.getLogger("shared.slo.service")
+
+_lock = threading.Lock()
+_monitor: Monitor | None = None
+_config_error: ConfigInvalid | None = None
+
+
+def build_monitor(
+    settings: Settings, *, firestore_client: Any = None, clock: Clock = SYSTEM_CLOCK
+) -> Monitor:
+    """A Monitor wired from ``settings``: SLO file, sources, Firestore, Slack (if configured)."""
+    from shared.slo.alerting import SlackWebhook
+    from shared.slo.config import load_config
+    from shared.slo.recording import FirestoreRecorder
+    from shared.slo.secrets import webhook_url_source
+
+    config = load_config(settings.config_path)
+    backends: dict[str, Backend] = {}
+    backends_lock = threading.Lock()
+
+    def backend_for(name: str) -> Backend:
+        with backends_lock:
+            backend = backends.get(name)
+            if backend is None:
+                try:
+                    backend = backends[name] = open_backend(config.backends[name], settings)
+                except SloError:
+                    raise
+                except Exception as exc:  # e.g. no credentials: reported per SLO, not a crash
+                    raise SourceError(
+                        f"backend {name} unavailable: {exc}", transient=False
+                    ) from exc
+            return backend
+
+    if firestore_client is None:
+        from google.cloud import firestore
+
+        firestore_client = firestore.Client(project=settings.project_id)
+    recorder = FirestoreRecorder(
+        firestore_client,
+        clock=clock,
+        cooldown_s=settings.alert_cooldown_s,
+        max_age_s=settings.alert_max_age_s,
+    )
+    url = webhook_url_source(settings.slack_webhook_url, settings.slack_webhook_secret)
+    notifier = SlackWebhook(url, timeout_s=settings.slack_timeout_s, clock=clock) if url else None
+    return Monitor(
+        config, backend_for, recorder, notifier, clock=clock, link=settings.alert_link_url
+    )
+
+
+def current_monitor() -> Monitor:
+    """This instance's Monitor, built on first call; raises the (cached) ConfigInvalid."""
+    global _monitor, _config_error
+    with _lock:
+        if _config_error is not None:
+            raise _config_error
+        if _monitor is None:
+            try:
+                _monitor = build_monitor(Settings.from_env())
+            except ConfigInvalid as exc:
+                _config_error = exc
+                logger.error("slo_monitor cannot run: %s", exc)
+                raise
+        return _monitor
+
+
+def reset() -> None:
+    """Forget the instance's Monitor and config error (tests, or after fixing the file)."""
+    global _monitor, _config_error
+    with _lock:
+        _monitor, _config_error = None, None
+
+
+def handle(request: Any) -> tuple[dict[str, Any], int]:
+    """Serve one run: 200 with the run summary; 503 when Cloud Scheduler should retry."""
+    from shared.obs import json_error
+
+    if request.method not in ("GET", "POST"):
+        return json_error(405, "method_not_allowed", "use POST (or GET)", allowed=["GET", "POST"])
+    try:
+        monitor = current_monitor()
+    except ConfigInvalid as exc:
+        return json_error(500, "config_invalid", str(exc), source=exc.source,
+                          problems=list(exc.problems))  # fmt: skip
+    try:
+        report = monitor.run()
+    except RecordError as exc:
+        logger.error("slo_monitor run not recorded: %s", exc)
+        return json_error(503, "record_failed", str(exc))
+    summary = report.to_json()
+    if report.source_transient_failure:
+        return json_error(
+            503, "sources_unavailable", "some SLIs could not be measured; retry", summary=summary
+        )
+    return summary, 200
