@@ -12,6 +12,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
+    "DEFAULT_STALE_TTL": "cache",
+    "PLANS": "admission",
+    "Plan": "admission",
+    "ThrottleStats": "limiter",
+    "LimiterStats": "limiter",
+    "LimiterStorage": "limiter_storage",
+    "Decision": "limiter_storage",
     "AdmissionRejected": "errors",
     "AdmissionStats": "admission",
     "AllModelsFailed": "fallback",
@@ -82,7 +89,9 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_CHAIN",
+    "DEFAULT_STALE_TTL",
     "METRICS",
+    "PLANS",
     "SYSTEM_CLOCK",
     "AdmissionRejected",
     "AdmissionStats",
@@ -96,12 +105,15 @@ __all__ = [
     "CircuitOpenError",
     "Clock",
     "ConfigError",
+    "Decision",
     "Event",
     "FakeClock",
     "FallbackChain",
     "FallbackResult",
     "Hook",
     "HttpStatusError",
+    "LimiterStats",
+    "LimiterStorage",
     "LoggingHook",
     "MemoryLimiterStorage",
     "MemoryStorage",
@@ -110,6 +122,7 @@ __all__ = [
     "ModelFailure",
     "ModelSpec",
     "ModelTable",
+    "Plan",
     "PriorityAdmission",
     "RateLimitExceeded",
     "RateLimiter",
@@ -122,6 +135,7 @@ __all__ = [
     "SystemClock",
     "TTLCache",
     "Throttle",
+    "ThrottleStats",
     "Ticket",
     "TransientError",
     "add_hook",
@@ -164,9 +178,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from shared.resilience.admission import AdmissionStats, PriorityAdmission, Ticket
+    from shared.resilience.admission import PLANS, AdmissionStats, Plan, PriorityAdmission, Ticket
     from shared.resilience.breaker_storage import BreakerStorage, MemoryStorage, RedisStorage
     from shared.resilience.cache import (
+        DEFAULT_STALE_TTL,
         CacheResult,
         CacheStats,
         TTLCache,
@@ -214,9 +229,15 @@ if TYPE_CHECKING:
         ask_with_fallback,
         ask_with_fallback_limited,
     )
-    from shared.resilience.limiter import RateLimiter, Throttle, throttle
+    from shared.resilience.limiter import (
+        LimiterStats,
+        RateLimiter,
+        Throttle,
+        ThrottleStats,
+        throttle,
+    )
     from shared.resilience.limiter_redis import RedisLimiterStorage
-    from shared.resilience.limiter_storage import MemoryLimiterStorage
+    from shared.resilience.limiter_storage import Decision, LimiterStorage, MemoryLimiterStorage
     from shared.resilience.llm import (
         DEFAULT_CHAIN,
         MissingApiKey,

@@ -118,6 +118,16 @@ class LimiterRejected(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class LimiterStorageFailed(Event):
+    """A limiter's shared store failed; ``fallback`` says what limits in the meantime."""
+
+    kind: ClassVar[str] = "limiter.storage_failed"
+    severity: ClassVar[str] = "ERROR"
+    error: str
+    fallback: str
+
+
+@dataclass(frozen=True, slots=True)
 class AdmissionDecided(Event):
     """``name`` is the admission controller; ``plan`` the request's plan."""
 
@@ -227,6 +237,12 @@ class Metrics:
             "limiter": {
                 "waits": self.count(LimiterWaited.kind),
                 "rejects": self.count(LimiterRejected.kind),
+                "storage_failures": self.count(LimiterStorageFailed.kind),
+            },
+            "admission": {
+                f"{plan}_{outcome}": self.count(AdmissionDecided.kind, outcome=f"{plan}.{outcome}")
+                for plan in ("premium", "free")
+                for outcome in ("admitted", "rejected")
             },
             "counters": counters,
         }

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shared.resilience.breaker_storage import BreakerStorage, MemoryStorage, RedisStorage
 from shared.resilience.circuit import Circuit
 from shared.resilience.clock import FakeClock
-from tests.resilience.breaker_conftest_helpers import bad_request, fail, ok, outcome
+from tests.resilience.breaker_conftest_helpers import Boom, bad_request, fail, ok, outcome
 
 
 @dataclass
@@ -178,8 +178,24 @@ def check_pair(
             assert c.state == model.effective_state(clock.time()), (i, step)
 
 
+# Circuit 0 opens it, circuit 1 is refused, then probes and closes it; circuit 0, whose own view
+# was still "open", must count its next failure against the closed circuit (it used to drop it).
+REOPENED_BY_A_STALE_INSTANCE = {
+    "config": {
+        "fail_max": 1,
+        "reset_timeout": 0.25,
+        "success_threshold": 1,
+        "failure_rate_threshold": None,
+        "window_size": 1,
+        "minimum_calls": 1,
+    },
+    "sequence": ["fail", "ok", 0.25, "ok", "fail"],
+}
+
+
 @settings(max_examples=200, deadline=None)
 @given(config=configs(), sequence=steps)
+@example(**REOPENED_BY_A_STALE_INSTANCE)
 def test_two_circuits_on_one_memory_storage_follow_one_model(
     config: dict[str, Any], sequence: list[Any]
 ) -> None:
@@ -192,6 +208,7 @@ def test_two_circuits_on_one_memory_storage_follow_one_model(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(config=configs(), sequence=steps)
+@example(**REOPENED_BY_A_STALE_INSTANCE)
 def test_two_instances_on_redis_follow_one_model(
     redis_client: Any, config: dict[str, Any], sequence: list[Any]
 ) -> None:
@@ -209,3 +226,21 @@ def test_two_instances_on_redis_follow_one_model(
         )
     finally:
         other.close()
+
+
+def test_a_failure_after_another_circuit_moved_the_memory_storage_is_ignored() -> None:
+    """As on Redis: an outcome admitted before a transition made elsewhere does not count."""
+    clock = FakeClock(start=1_700_000_000.0)
+    storage = MemoryStorage("model")
+    first, second = (Circuit(1, 8.0, name="model", clock=clock, storage=storage) for _ in range(2))
+
+    def fails_after_the_other_trips() -> None:
+        assert outcome(second, fail()) == "Boom"  # opens it at t0
+        clock.advance(2.0)
+        raise Boom("late")
+
+    assert outcome(first, fails_after_the_other_trips) == "Boom"
+    # Still the open period that started at t0: the late failure did not re-open it at t0 + 2.
+    assert first.state == second.state == "open"
+    assert first.retry_after() == second.retry_after() == pytest.approx(6.0)
+    assert storage.counter == 1
