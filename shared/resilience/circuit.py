@@ -31,8 +31,11 @@ What it adds to pybreaker 1.4.1:
 
 Outcomes of calls admitted before a transition are ignored (a slow failure that lands after the
 circuit already opened does not extend the open period, nor does it re-open a half-open circuit
-whose probe is running). With shared storage the consecutive-failure count is shared, the
-sliding window and the half-open probe limit are per instance.
+whose probe is running). Circuits sharing a storage (one RedisStorage key across processes, or
+one MemoryStorage object in a process) act as one breaker: each reconciles its local view with the
+stored state before admitting a call and before recording its outcome. The state, opened-at and
+consecutive-failure count are shared; the sliding window and the half-open probe limit are per
+instance.
 """
 
 from __future__ import annotations
@@ -339,6 +342,9 @@ class Circuit:
         self._fallback_probes = 0
         self._degraded_until = 0.0  # monotonic; non-zero while the storage is failing
         self._seen_fails = 0  # shared storage: the failure count at the last read
+        # The state of ``self._machine._state`` (this instance's view), kept by _on_transition.
+        # Another circuit on the same storage may have moved the stored state since.
+        self._view: str = CLOSED
         self._reason = ""
         self._pending: list[events.Event] = []
         self._machine = _Machine(self, self._storage, config)
@@ -347,7 +353,9 @@ class Circuit:
     def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` through the breaker; its exceptions pass through."""
         ticket = self._ticket  # read before the state: a transition in between voids the ticket
-        if self._fast and self._storage.state == CLOSED:
+        # Stored and local state must both be closed: a circuit sharing this memory storage may
+        # have moved it, and then _admit reconciles this instance's view before admitting.
+        if self._fast and self._storage.state == CLOSED and self._view == CLOSED:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -477,6 +485,12 @@ class Circuit:
                     return
             elif self._window is None:
                 return
+        else:
+            # Another circuit on this memory storage may have moved it during the call: adopt
+            # its state first (a new epoch, so this outcome is then ignored, as on Redis).
+            state = self._storage.state
+            if state != machine._state.name:
+                self._observe(state)
         if ticket >> 1 != self._epoch:
             return  # admitted before a transition: this outcome belongs to the past
         try:
@@ -541,6 +555,7 @@ class Circuit:
 
     def _on_transition(self, old: str, new: str, reason: str) -> None:
         """Called under the lock for every change of the local state object."""
+        self._view = new
         self._epoch += 1
         self._ticket = self._epoch * 2
         self._probes = 0
