@@ -1,0 +1,265 @@
+"""A small process manager for the local stack and the benchmarks.
+
+Every child runs in its own process group (``start_new_session``) with its output in a log file,
+is considered ready once it accepts TCP connections on its port (or answers HTTP), and is stopped
+by signalling its group, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+FIRESTORE_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+
+
+class ProcessError(RuntimeError):
+    """A child process could not be started or did not become ready."""
+
+
+class PortInUseError(ProcessError):
+    """A fixed port the stack needs is already taken by another process."""
+
+    def __init__(self, port: int, what: str) -> None:
+        super().__init__(
+            f"port {port} ({what}) is already in use on {HOST}: stop whatever listens there "
+            f"(`ss -ltnp 'sport = :{port}'` shows it), or run with another port "
+            f"(see `python -m scripts.run_local --help`)"
+        )
+        self.port = port
+        self.what = what
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface (racy by nature: bind it soon)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    """True when something on this machine already listens on ``port`` (loopback or any).
+
+    SO_REUSEADDR, as servers set it, so connections of a previous run left in TIME_WAIT do not
+    count as a busy port.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def check_ports_free(ports: Mapping[int, str]) -> None:
+    """Raise :class:`PortInUseError` for the first port (of ``{port: what}``) already taken."""
+    for port, what in ports.items():
+        if port_in_use(port):
+            raise PortInUseError(port, what)
+
+
+@dataclass
+class Child:
+    """One running child process and where its output goes."""
+
+    name: str
+    argv: list[str]
+    port: int | None
+    proc: subprocess.Popen[bytes]
+    log: Path
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, chars: int = 2000) -> str:
+        """The end of the child's log, for error messages."""
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def wait_for_port(self, timeout: float) -> None:
+        """Block until the child accepts TCP connections on its port."""
+        if self.port is None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ProcessError(
+                    f"{self.name} exited with {self.proc.returncode} before listening on "
+                    f"{HOST}:{self.port}\n--- {self.log} ---\n{self.tail()}"
+                )
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.2):
+                return
+            time.sleep(0.05)
+        raise ProcessError(
+            f"{self.name} did not listen on {HOST}:{self.port} within {timeout:.0f} s"
+            f"\n--- {self.log} ---\n{self.tail()}"
+        )
+
+    def wait_for_http(self, path: str = "/", timeout: float = 30.0) -> int:
+        """Block until an HTTP GET of ``path`` gets any response; return its status."""
+        if self.port is None:
+            raise ProcessError(f"{self.name} has no port to poll")
+        deadline = time.monotonic() + timeout
+        url = f"http://{HOST}:{self.port}{path}"
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ProcessError(
+                    f"{self.name} exited with {self.proc.returncode}\n--- {self.log} ---\n"
+                    f"{self.tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    return int(resp.status)
+            except urllib.error.HTTPError as exc:
+                return int(exc.code)
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.02)
+        raise ProcessError(f"{self.name} did not answer {url} within {timeout:.0f} s")
+
+    def stop(self, grace: float = 5.0) -> int | None:
+        """SIGTERM the child's process group, SIGKILL it after ``grace`` s; return the exit code."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(grace)
+        else:
+            # The leader is gone; its group may still hold workers (gunicorn): reap them too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.returncode
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    port: int | None,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+) -> Child:
+    """Start ``argv`` in a new process group, output to ``log_dir/<name>.log``; do not wait."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as out:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=dict(env) if env is not None else None,
+                cwd=str(cwd) if cwd is not None else None,
+            )
+        except OSError as exc:
+            raise ProcessError(f"cannot start {name} ({argv[0]}): {exc}") from exc
+    return Child(name, list(argv), port, proc, log)
+
+
+class ProcessGroup:
+    """Children started together and stopped together, in reverse start order."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        port: int | None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | str | None = None,
+        timeout: float = 30.0,
+    ) -> Child:
+        """Start a child and wait until it listens on ``port`` (if any)."""
+        child = spawn(name, argv, port=port, log_dir=self.log_dir, env=env, cwd=cwd)
+        self.children.append(child)
+        child.wait_for_port(timeout)
+        return child
+
+    def exited(self) -> list[Child]:
+        """Children that have stopped on their own."""
+        return [c for c in self.children if not c.alive()]
+
+    def stop_all(self, grace: float = 5.0) -> None:
+        """Stop every child: SIGTERM all groups first, then wait for each in reverse order."""
+        for child in reversed(self.children):
+            if child.alive():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGTERM)
+        for child in reversed(self.children):
+            child.stop(grace)
+        self.children.clear()
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+
+def firestore_emulator_jar() -> Path:
+    """google-cloud-cli's Firestore emulator jar (``FIRESTORE_EMULATOR_JAR`` overrides)."""
+    explicit = os.environ.get("FIRESTORE_EMULATOR_JAR", "").strip()
+    if explicit:
+        return Path(explicit)
+    roots: list[Path] = []
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        # <sdk>/bin/gcloud, usually behind a symlink: the SDK root is two levels up.
+        roots.append(Path(gcloud).resolve().parents[1])
+    roots += [Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk")]
+    for root in roots:
+        jar = root / "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
+        if jar.is_file():
+            return jar
+    raise ProcessError(
+        "cloud-firestore-emulator.jar not found: install google-cloud-cli with the "
+        "cloud-firestore-emulator component (make setup), or set FIRESTORE_EMULATOR_JAR"
+    )
+
+
+def firestore_emulator_argv(port: int) -> list[str]:
+    """The command that runs the Firestore emulator on 127.0.0.1:``port`` (in memory)."""
+    java = shutil.which("java")
+    if java is None:
+        raise ProcessError("java is not installed: `make setup` installs it")
+    return [
+        java,
+        "-cp",
+        str(firestore_emulator_jar()),
+        FIRESTORE_CLASS,
+        "start",
+        f"--host={HOST}",
+        f"--port={port}",
+    ]
