@@ -266,6 +266,12 @@ def scheduler_command(verb: str, settings: Settings, url: str) -> list[str]:
         f"--oidc-service-account-email={settings.service_account}",
         f"--oidc-token-audience={url}",
         f"--attempt-deadline={SLO_MONITOR.timeout_s + 60}s",
+        # Scheduler retries nothing by default; the monitor answers 503 precisely so that a run
+        # whose Firestore write failed is retried within its 5-minute slot.
+        "--max-retry-attempts=3",
+        "--min-backoff=10s",
+        "--max-backoff=60s",
+        "--max-retry-duration=240s",
         f"--description=Runs {SLO_MONITOR.name} (SLO checks + Slack alerts)",
     ]
 

@@ -173,6 +173,8 @@ def test_dry_run_schedules_the_monitor_every_5_minutes_with_oidc(
     assert f["--oidc-token-audience"] == url
     assert f["--oidc-service-account-email"] == "sa@x.iam.gserv"
     assert f["--http-method"] == "POST"
+    assert f["--max-retry-attempts"] == "3"  # a 503 from the monitor must be retried
+    assert f["--max-retry-duration"] == "240s"  # within its 5-minute slot
     assert f["--location"] == "europe-west1"
     # The binding comes after the deploy and before the job.
     kinds = [c[1:3] for c in commands]
