@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DRY_RUN ?=
 
-.PHONY: setup system-deps node-deps run test lint bench deploy clean
+.PHONY: setup system-deps node-deps run test lint bench deploy playbook clean
 
 setup: system-deps node-deps $(STAMP)
 
@@ -40,6 +40,15 @@ bench: setup
 
 deploy: setup
 	$(PY) -m scripts.deploy $(if $(DRY_RUN),--dry-run,)
+
+PLAYBOOK ?= llm-down
+VARS ?=
+# Run a chaos playbook against the local stack (`make run` in another terminal):
+#   make playbook PLAYBOOK=llm-down VARS="outage_s=60 prompts=20" [DRY_RUN=1]
+playbook: setup
+	mkdir -p .local
+	$(PY) -m shared.playbook run playbooks/$(PLAYBOOK).yaml $(if $(DRY_RUN),--dry-run,) \
+		$(foreach v,$(VARS),--var $(v)) --journal .local/playbook-$(PLAYBOOK).json
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache
