@@ -147,7 +147,13 @@ def test_experiment_bodies(body: dict[str, object]) -> None:
 @FUZZ
 @given(
     path=st.lists(
-        st.text(alphabet=st.characters(codec="ascii", exclude_characters="?#"), max_size=8),
+        # Printable ASCII only: control characters cannot appear in an HTTP request target
+        # (RFC 9112), and the test client's URL parser strips some of them (turning "/\n/" into
+        # "//", which the framework redirects before our handler runs).
+        st.text(
+            alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="?#"),
+            max_size=8,
+        ),
         max_size=4,
     ).map(lambda parts: "/" + "/".join(parts)),
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
