@@ -9,6 +9,8 @@ becomes a uniform JSON error through :func:`error_response`; anything else is le
 from __future__ import annotations
 
 import json
+import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
@@ -19,7 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from shared.chaos.auth import Principal, authorize
 from shared.chaos.config import ChaosSettings, settings_from_env
-from shared.chaos.delay import inject_delay
+from shared.chaos.delay import RandomSource, inject_delay, random_source
 from shared.chaos.drop import connection_from_environ, hold_and_drop
 from shared.chaos.errors import (
     ChaosDisabled,
@@ -40,6 +42,7 @@ from shared.chaos.params import (
 )
 from shared.chaos.runtime import Runtime, runtime
 from shared.obs import json_error
+from shared.obs.environ import env_memo
 from shared.obs.requests import INJECTED_HEADER
 from shared.obs.trace import current_trace
 from shared.resilience import events
@@ -66,6 +69,26 @@ DROP_FALLBACK_STATUS: Final = 504
 Reply: TypeAlias = ResponseReturnValue
 Headers: TypeAlias = dict[str, str]
 _NO_STORE: Final = {"Cache-Control": "no-store"}
+
+current_settings = env_memo(settings_from_env)
+"""``settings_from_env()``, parsed again only when the environment changed since the last call
+(each request still sees the environment as it is now; see :mod:`shared.obs.environ`)."""
+
+# The default source makes a new random.Random per call, seeded from os.urandom (tens of µs).
+# Unseeded draws need no generator of their own: one shared generator gives the same distribution
+# (its methods are safe to call from several threads). Reseeded in a forked child, like the
+# random module's own generator, so forked workers never share a sequence.
+_UNSEEDED: Final = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_UNSEEDED.seed)
+
+
+def rng_for(rt: Runtime, seed: int | None) -> RandomSource:
+    """The generator for one request: ``rt.random_source(seed)``, except that with the default
+    source an unseeded request draws from the shared generator."""
+    if seed is None and rt.random_source is random_source:
+        return _UNSEEDED
+    return rt.random_source(seed)
 
 
 def error_response(exc: ChaosError) -> Reply:
@@ -130,7 +153,9 @@ def admit(
 
     Authentication comes first so an anonymous caller learns nothing about the configuration.
     """
-    principal = authorize(settings.auth, request.headers.get("Authorization"), rt.verifier)
+    # Only the firebase mode reads the header (authorize ignores it otherwise).
+    authorization = request.headers.get("Authorization") if settings.auth == "firebase" else None
+    principal = authorize(settings.auth, authorization, rt.verifier)
     if injects and not settings.enabled:
         raise ChaosDisabled(settings.disabled_reason)
     return principal
@@ -148,14 +173,14 @@ def serve_delay(request: flask.Request) -> Reply:
     """``GET|POST /chaos_delay?p=&d=&status=&seed=&retry_after=``."""
     try:
         allow_methods(request, "GET", "POST")
-        settings = settings_from_env()
+        settings = current_settings()
         rt = runtime()
         admit(request, settings, rt, injects=True)
         values = request_values(request, with_body=request.method == "POST")
         params = parse_delay_params(values, max_delay_ms=settings.max_delay_ms)
     except ChaosError as exc:
         return error_response(exc)
-    outcome = inject_delay(params, rng=rt.random_source(params.seed), clock=rt.clock)
+    outcome = inject_delay(params, rng=rng_for(rt, params.seed), clock=rt.clock)
     body: dict[str, object] = {
         "ok": outcome.ok,
         "status": outcome.status,
@@ -226,7 +251,7 @@ def route_of(path: str) -> Route:
 def serve_proxy(request: flask.Request) -> Reply:
     """``chaos_proxy``: mode endpoint, experiments API or forwarding, by path."""
     try:
-        settings = settings_from_env()
+        settings = current_settings()
         rt = runtime()
         route = route_of(raw_path(request.environ))
         if route.kind == "forward":

@@ -1,7 +1,8 @@
 """Observability for every function: structured logs, PII masking, traces, request records.
 
-``observed`` and ``json_error`` live in :mod:`shared.obs.http`, which imports flask; they are loaded
-on first access so that ``import shared.obs`` stays cheap for code that only logs.
+``observed`` and ``json_error`` live in :mod:`shared.obs.http`, which imports flask; they and the
+latency percentiles are loaded on first access so that ``import shared.obs`` stays cheap for code
+that only logs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from shared.obs.logging import (
     teardown_logging,
     use_function,
 )
-from shared.obs.percentiles import LatencySummary, LatencyWindow, percentile, summarize
 from shared.obs.pii import mask, mask_value
 from shared.obs.requests import (
     INJECTED_HEADER,
@@ -31,6 +31,7 @@ from shared.obs.trace import ObsError, TraceContext, current_trace, use_trace
 
 if TYPE_CHECKING:
     from shared.obs.http import json_error, observed
+    from shared.obs.percentiles import LatencySummary, LatencyWindow, percentile, summarize
 
 __all__ = [
     "INJECTED_HEADER",
@@ -60,12 +61,21 @@ __all__ = [
     "use_trace",
 ]
 
-_LAZY = frozenset({"observed", "json_error"})
+# name -> module that defines it, imported on first access.
+_LAZY = {
+    "observed": "shared.obs.http",
+    "json_error": "shared.obs.http",
+    "LatencySummary": "shared.obs.percentiles",
+    "LatencyWindow": "shared.obs.percentiles",
+    "percentile": "shared.obs.percentiles",
+    "summarize": "shared.obs.percentiles",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from shared.obs import http
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        return getattr(http, name)
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

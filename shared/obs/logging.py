@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -20,13 +21,21 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import IO, Any
 
+from shared.obs.environ import env_memo
 from shared.obs.pii import mask, mask_value
 from shared.obs.trace import ObsError, current_trace, project_id
+
+# project_id() as of the current environment, without two os.environ look-ups per record.
+_project_id = env_memo(project_id)
 
 JSON_FIELDS = "json_fields"
 """The ``extra`` key whose dict is merged into the JSON entry (as google-cloud-logging does)."""
 
-_MASKED_FLAG = "_obs_pii_masked"
+MASKED_FLAG = "_obs_pii_masked"
+"""Set on a record once it is masked; :func:`mask_record` leaves such a record as it is. Code that
+builds a record already masked (``extra={MASKED_FLAG: True}``) must mask exactly what
+:func:`mask_record` would have: see ``shared.obs.http._log_request``."""
+_MASKED_FLAG = MASKED_FLAG
 _LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(
@@ -114,9 +123,32 @@ def _severity(levelno: int) -> str:
     return "DEBUG" if levelno >= logging.DEBUG else "DEFAULT"
 
 
+# The formatted date and time of the last whole second seen: records come in bursts within the
+# same second, and only the microseconds differ. One tuple, replaced atomically.
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def _rfc3339(epoch: float) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """``epoch`` as RFC 3339 UTC with microseconds, ``2026-11-26T14:07:03.123456Z``.
+
+    The same text as ``datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")``
+    with ``Z`` for ``+00:00``, including its rounding (half to even, on the fraction of the second
+    scaled to microseconds); the date and time of day are formatted once per second.
+    """
+    global _last_second
+    fraction, whole = math.modf(epoch)
+    seconds = int(whole)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    elif micros < 0:
+        seconds, micros = seconds - 1, micros + 1_000_000
+    cached, prefix = _last_second
+    if cached != seconds:
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+        prefix = moment.isoformat(timespec="seconds")[: -len("+00:00")]
+        _last_second = (seconds, prefix)
+    return f"{prefix}.{micros:06d}Z"
 
 
 def _json_default(value: object) -> object:
@@ -125,6 +157,11 @@ def _json_default(value: object) -> object:
     if isinstance(value, set | frozenset):
         return [mask_value(v) for v in value]
     return mask(str(value))
+
+
+# ``json.dumps(entry, default=_json_default, ensure_ascii=False)``, without building an encoder
+# per record (the encoder keeps no state between calls).
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -154,7 +191,7 @@ class CloudLoggingFormatter(logging.Formatter):
             entry["logging.googleapis.com/labels"] = labels
         trace = current_trace()
         if trace is not None:
-            entry.update(trace.log_fields(project_id()))
+            entry.update(trace.log_fields(_project_id()))
         if record.exc_text:
             entry["stack_trace"] = record.exc_text
             if function:
@@ -171,10 +208,10 @@ class CloudLoggingFormatter(logging.Formatter):
         elif fields is not None:
             entry[JSON_FIELDS] = fields
         try:
-            return json.dumps(entry, default=_json_default, ensure_ascii=False)
+            return _ENCODER.encode(entry)
         except (TypeError, ValueError):  # e.g. circular structures or non-string keys
             safe = {k: v if k in _RESERVED else mask(repr(v)) for k, v in entry.items()}
-            return json.dumps(safe, default=_json_default, ensure_ascii=False)
+            return _ENCODER.encode(safe)
 
 
 class _StructuredHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -193,6 +230,40 @@ class _StructuredHandler(logging.StreamHandler):  # type: ignore[type-arg]
             # Test runners and the Functions runtime may swap sys.stdout after setup.
             self.stream = sys.stdout
         super().emit(record)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter and format the record outside the handler's lock; hold the lock only to write.
+
+        ``logging.Handler.handle`` holds the lock across filtering, formatting and writing. Under
+        many request threads that turns the lock into a queue: its holder gives up the GIL in the
+        write, then waits for it back (up to the interpreter's switch interval) while every other
+        thread that logs sleeps on the lock. Masking and formatting touch only this record, so
+        they need no lock; the write and flush still happen one record at a time, whole lines.
+        """
+        passed: object = self.filter(record)  # a bool; from Python 3.12 maybe a record
+        if not passed:
+            return False
+        if isinstance(passed, logging.LogRecord):  # a filter replaced the record
+            record = passed
+        try:
+            line = self.format(record) + self.terminator
+        except RecursionError:  # as StreamHandler.emit does (issue 36272)
+            raise
+        except Exception:  # noqa: BLE001 -- as StreamHandler.emit: report, never raise
+            self.handleError(record)
+            return True
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                if self.follows_stdout:
+                    self.stream = sys.stdout
+                stream = self.stream
+                stream.write(line)
+                stream.flush()
+            except RecursionError:
+                raise
+            except Exception:  # noqa: BLE001 -- as StreamHandler.emit: report, never raise
+                self.handleError(record)
+        return True
 
 
 _setup_lock = threading.Lock()

@@ -76,11 +76,15 @@ class TraceContext:
         return cls(_new_trace_id(), _new_span_id(), sampled)
 
     @classmethod
-    def from_headers(cls, headers: HeaderSource) -> TraceContext:
-        """The context the headers carry (``traceparent`` first), or a fresh one; never raises."""
-        parsed = _parse_traceparent(_header(headers, TRACEPARENT))
+    def from_headers(cls, headers: HeaderSource, *, case_insensitive: bool = False) -> TraceContext:
+        """The context the headers carry (``traceparent`` first), or a fresh one; never raises.
+
+        ``case_insensitive=True`` says that ``headers.get`` already ignores case (werkzeug's
+        ``Headers`` and ``EnvironHeaders`` do), so a missing header needs no scan of all items.
+        """
+        parsed = _parse_traceparent(_header(headers, TRACEPARENT, case_insensitive))
         if parsed is None:
-            parsed = _parse_cloud_trace(_header(headers, CLOUD_TRACE_HEADER))
+            parsed = _parse_cloud_trace(_header(headers, CLOUD_TRACE_HEADER, case_insensitive))
         return parsed if parsed is not None else cls.new()
 
     def child(self) -> TraceContext:
@@ -105,10 +109,10 @@ class TraceContext:
         }
 
 
-def _header(headers: HeaderSource, name: str) -> str | None:
+def _header(headers: HeaderSource, name: str, case_insensitive: bool = False) -> str | None:
     """Case-insensitive lookup that works for plain dicts as well as werkzeug ``Headers``."""
     value = headers.get(name)
-    if value is None:
+    if value is None and not case_insensitive:
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value if isinstance(value, str) else None

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.resilience.clock import SYSTEM_CLOCK, Clock
-from shared.slo.backends import Backend, open_backend
 from shared.slo.errors import ConfigInvalid, RecordError, SloError, SourceError
-from shared.slo.monitor import Monitor
-from shared.slo.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.slo.monitor import Monitor
+    from shared.slo.settings import Settings
+
+# The monitor, its backends and settings are imported by the first request that runs the monitor
+# (about 70 ms), not with this module: a request the handler refuses needs none of them.
 
 logger = logging.getLogger("shared.slo.service")
 
@@ -28,7 +32,9 @@ def build_monitor(
 ) -> Monitor:
     """A Monitor wired from ``settings``: SLO file, sources, Firestore, Slack (if configured)."""
     from shared.slo.alerting import SlackWebhook
+    from shared.slo.backends import Backend, open_backend
     from shared.slo.config import load_config
+    from shared.slo.monitor import Monitor
     from shared.slo.recording import FirestoreRecorder
     from shared.slo.secrets import webhook_url_source
 
@@ -74,6 +80,8 @@ def current_monitor() -> Monitor:
         if _config_error is not None:
             raise _config_error
         if _monitor is None:
+            from shared.slo.settings import Settings
+
             try:
                 _monitor = build_monitor(Settings.from_env())
             except ConfigInvalid as exc:
