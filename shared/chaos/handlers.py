@@ -13,7 +13,7 @@ import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 from urllib.parse import quote
 
 import flask
@@ -22,7 +22,6 @@ from flask.typing import ResponseReturnValue
 from shared.chaos.auth import Principal, authorize
 from shared.chaos.config import ChaosSettings, settings_from_env
 from shared.chaos.delay import RandomSource, inject_delay, random_source
-from shared.chaos.drop import connection_from_environ, hold_and_drop
 from shared.chaos.errors import (
     ChaosDisabled,
     ChaosError,
@@ -31,8 +30,6 @@ from shared.chaos.errors import (
     NotFound,
     UnknownUpstream,
 )
-from shared.chaos.experiments import Experiment, ExperimentChanged
-from shared.chaos.forward import OutgoingRequest, forward_headers, send, upstream_url
 from shared.chaos.params import (
     Mode,
     parse_delay_params,
@@ -45,7 +42,9 @@ from shared.obs import json_error
 from shared.obs.environ import env_memo
 from shared.obs.requests import INJECTED_HEADER
 from shared.obs.trace import current_trace
-from shared.resilience import events
+
+if TYPE_CHECKING:
+    from shared.chaos.experiments import Experiment
 
 EXPERIMENT_HEADER: Final = "X-Chaos-Experiment"
 """Names the experiment that shaped a forwarded response."""
@@ -110,8 +109,7 @@ def request_values(request: flask.Request, *, with_body: bool) -> dict[str, obje
     :class:`InvalidParameter`.
     """
     values: dict[str, object] = {}
-    for name in request.args:
-        given = request.args.getlist(name)
+    for name, given in request.args.lists():
         if len(given) > 1:
             raise InvalidParameter(
                 name, f"{name} is given {len(given)} times", allowed="at most once", got=given
@@ -302,6 +300,8 @@ def inject_mode(
         return body, status, headers
     if mode != "drop":
         return None
+    from shared.chaos.drop import connection_from_environ, hold_and_drop
+
     outcome = hold_and_drop(
         connection_from_environ(request.environ), hold_s=settings.drop_hold_s, clock=rt.clock
     )
@@ -328,6 +328,8 @@ def serve_forward(
     ``Authorization`` for the upstream). With the kill switch off, experiments are ignored and
     traffic passes untouched.
     """
+    from shared.chaos.forward import OutgoingRequest, forward_headers, send, upstream_url
+
     upstreams = settings.upstreams or {}
     upstream = upstreams.get(route.upstream)
     if upstream is None:
@@ -408,6 +410,9 @@ def serve_experiments(
 
 
 def _journal(action: Literal["started", "stopped"], e: Experiment, by: Principal) -> None:
+    from shared.chaos.experiments import ExperimentChanged
+    from shared.resilience import events
+
     events.emit(
         ExperimentChanged("chaos_proxy", action, e.id, e.upstream, e.mode, e.expires_at, by.label)
     )

@@ -11,13 +11,16 @@ import contextlib
 import os
 import random
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
 TRACEPARENT = "traceparent"
 CLOUD_TRACE_HEADER = "X-Cloud-Trace-Context"
+# The WSGI environ keys of both headers (PEP 3333: HTTP_ + upper case, '-' -> '_').
+_TRACEPARENT_KEY = "HTTP_TRACEPARENT"
+_CLOUD_TRACE_KEY = "HTTP_X_CLOUD_TRACE_CONTEXT"
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -73,7 +76,18 @@ class TraceContext:
     @classmethod
     def new(cls, *, sampled: bool = False) -> TraceContext:
         """A fresh root context with random ids."""
-        return cls(_new_trace_id(), _new_span_id(), sampled)
+        return _valid(_new_trace_id(), _new_span_id(), sampled)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, object]) -> TraceContext:
+        """:meth:`from_headers` of a WSGI request, read straight from its ``environ`` (``HTTP_*``
+        keys), without building a headers view; never raises."""
+        value = environ.get(_TRACEPARENT_KEY)
+        parsed = _parse_traceparent(value if isinstance(value, str) else None)
+        if parsed is None:
+            value = environ.get(_CLOUD_TRACE_KEY)
+            parsed = _parse_cloud_trace(value if isinstance(value, str) else None)
+        return parsed if parsed is not None else _valid(_new_trace_id(), _new_span_id(), False)
 
     @classmethod
     def from_headers(cls, headers: HeaderSource, *, case_insensitive: bool = False) -> TraceContext:
@@ -89,7 +103,7 @@ class TraceContext:
 
     def child(self) -> TraceContext:
         """A new span of the same trace, e.g. for an outgoing call."""
-        return TraceContext(self.trace_id, _new_span_id(), self.sampled)
+        return _valid(self.trace_id, _new_span_id(), self.sampled)
 
     def to_headers(self) -> dict[str, str]:
         """Both propagation headers, for requests to dependencies."""
@@ -107,6 +121,16 @@ class TraceContext:
             "logging.googleapis.com/spanId": self.span_id,
             "logging.googleapis.com/trace_sampled": self.sampled,
         }
+
+
+def _valid(trace_id: str, span_id: str, sampled: bool) -> TraceContext:
+    """A context of ids already known valid (generated here, or matched and checked by a parser),
+    made without validating them again."""
+    ctx = object.__new__(TraceContext)
+    object.__setattr__(ctx, "trace_id", trace_id)
+    object.__setattr__(ctx, "span_id", span_id)
+    object.__setattr__(ctx, "sampled", sampled)
+    return ctx
 
 
 def _header(headers: HeaderSource, name: str, case_insensitive: bool = False) -> str | None:
@@ -132,7 +156,7 @@ def _parse_traceparent(value: str | None) -> TraceContext | None:
     trace_id, span_id = trace_id.lower(), span_id.lower()
     if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
-    return TraceContext(trace_id, span_id, bool(int(flags, 16) & 1))
+    return _valid(trace_id, span_id, bool(int(flags, 16) & 1))
 
 
 def _parse_cloud_trace(value: str | None) -> TraceContext | None:
@@ -149,7 +173,7 @@ def _parse_cloud_trace(value: str | None) -> TraceContext | None:
     # A missing or out-of-range span keeps the trace: the logs still group under it.
     span_id = f"{span_number:016x}" if 0 < span_number <= _MAX_SPAN else _new_span_id()
     sampled = option is not None and bool(int(option) & 1)
-    return TraceContext(trace_id, span_id, sampled)
+    return _valid(trace_id, span_id, sampled)
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("shared_obs_trace", default=None)

@@ -35,6 +35,8 @@ def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo")
     monkeypatch.delenv("LOG_LEVEL", raising=False)
     monkeypatch.delenv("LOCAL_METRICS_DB", raising=False)
+    # These tests look at the log line of every request: no sampling.
+    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "1")
     root = logging.getLogger()
     level = root.level
     teardown_logging()
@@ -171,6 +173,24 @@ def test_injected_failure_is_flagged_and_logged_at_info(
     assert entry["severity"] == "INFO"
     assert entry["injected"] is True
     assert [(r.status, r.injected, r.function) for r in records] == [(503, True, "obs_injected")]
+
+
+def test_sampled_out_successes_still_reach_the_sinks(
+    stream: io.StringIO, records: list[RequestRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "0")
+    ok = client("ok")
+    for _ in range(20):
+        assert ok.get("/").status_code == 200
+    assert request_entries(stream) == []
+    assert len(records) == 20
+    monkeypatch.setenv("REQUEST_LOG_SLOW_MS", "0")  # every request is now slow: all logged
+    ok.get("/")
+    assert len(request_entries(stream)) == 1
+    # A failure is logged whatever the sample rate.
+    assert client("injected").get("/").status_code == 503
+    assert [e["httpRequest"]["status"] for e in request_entries(stream)] == [200, 503]
+    assert len(records) == 22
 
 
 def test_real_5xx_is_logged_at_error(stream: io.StringIO, records: list[RequestRecord]) -> None:

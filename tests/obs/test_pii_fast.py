@@ -287,6 +287,7 @@ def test_request_log_is_masked_like_the_filter_would(
     from shared.obs.requests import use_request_sinks
 
     monkeypatch.delenv("LOCAL_METRICS_DB", raising=False)
+    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "1")  # this request's log line, unsampled
     obs_http.reset_local_sink()
     source = os.path.join(os.path.dirname(__file__), "fixtures", "obs_app.py")
     client = functions_framework.create_app("ok", source).test_client()

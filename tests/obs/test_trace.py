@@ -196,3 +196,28 @@ def test_project_id_is_read_from_the_environment_at_call_time(
     assert project_id() == "legacy"
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "modern")
     assert project_id() == "modern"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        {"traceparent": "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-00"},
+        {"X-Cloud-Trace-Context": "4bf92f3577b34da6a3ce929d0e0e4736/123;o=1"},
+        {"X-Cloud-Trace-Context": "4bf92f3577b34da6a3ce929d0e0e4736"},
+        {"traceparent": "garbage", "X-Cloud-Trace-Context": "4bf92f3577b34da6a3ce929d0e0e4736/9"},
+        {"traceparent": "garbage"},
+    ],
+)
+def test_from_environ_reads_the_wsgi_keys_like_from_headers(headers: dict[str, str]) -> None:
+    environ = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+    from_environ = TraceContext.from_environ(environ)
+    from_headers = TraceContext.from_headers(headers)
+    if headers and not all(v == "garbage" for v in headers.values()):
+        assert from_environ.trace_id == from_headers.trace_id
+        assert from_environ.sampled == from_headers.sampled
+        if "/" in headers.get("X-Cloud-Trace-Context", "/") or "traceparent" in headers:
+            assert from_environ.span_id == from_headers.span_id
+    # Whatever the input, the result is a valid context (fresh ids validate like parsed ones).
+    assert TraceContext(from_environ.trace_id, from_environ.span_id, from_environ.sampled)

@@ -1,0 +1,190 @@
+"""Which requests get a request log line: every failure and slow one, a sample of the rest.
+
+Cloud Run / Cloud Functions gen2 already write their own access log for every request, and every
+request still reaches the request sinks (:mod:`shared.obs.requests`, the local SLO store). The
+request log line written by ``@observed`` is for debugging, so collection is concentrated where it
+is useful:
+
+- a response that is not 2xx (injected or not) is always logged;
+- a slow request (latency >= ``slow_ms``) is always logged;
+- while the function's recent error rate (over the last ``window_requests`` requests that arrived
+  within the last ``window_s`` seconds) is at least ``error_burst``, every request is logged, until
+  the rate falls back below it;
+- otherwise a success is logged with probability ``sample_rate`` (1.0: every request, 0: none).
+
+An *error*, for the rate, is a status >= 400 (injected failures included).
+
+Environment (read through :func:`shared.obs.environ.env_memo`, never at import; an invalid value
+is warned about once and the default used):
+
+``REQUEST_LOG_SAMPLE_RATE``
+    Fraction of ordinary successes logged, 0..1 (default 0.1).
+``REQUEST_LOG_SLOW_MS``
+    Latency in ms from which a request is always logged, >= 0 (default 1000).
+``REQUEST_LOG_ERROR_BURST``
+    Recent error rate, 0..1, from which every request is logged (default 0.01).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from shared.obs.environ import env_memo
+
+SAMPLE_RATE_ENV: Final = "REQUEST_LOG_SAMPLE_RATE"
+SLOW_MS_ENV: Final = "REQUEST_LOG_SLOW_MS"
+ERROR_BURST_ENV: Final = "REQUEST_LOG_ERROR_BURST"
+
+DEFAULT_SAMPLE_RATE: Final = 0.1
+DEFAULT_SLOW_MS: Final = 1000.0
+DEFAULT_ERROR_BURST: Final = 0.01
+DEFAULT_WINDOW_REQUESTS: Final = 200
+DEFAULT_WINDOW_S: Final = 60.0
+
+logger = logging.getLogger("shared.obs.sampling")
+
+
+class SamplingConfigError(ValueError):
+    """A sampling setting out of range (the message names the setting and the valid range)."""
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not (0.0 <= value <= 1.0):
+        raise SamplingConfigError(f"{name} must be a number from 0 to 1, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingConfig:
+    """The sampling settings; see the module docstring. Validated on construction."""
+
+    sample_rate: float = DEFAULT_SAMPLE_RATE
+    slow_ms: float = DEFAULT_SLOW_MS
+    error_burst: float = DEFAULT_ERROR_BURST
+    window_requests: int = DEFAULT_WINDOW_REQUESTS
+    window_s: float = DEFAULT_WINDOW_S
+
+    def __post_init__(self) -> None:
+        _check_fraction("sample_rate", self.sample_rate)
+        _check_fraction("error_burst", self.error_burst)
+        if not (self.slow_ms >= 0.0 and math.isfinite(self.slow_ms)):
+            raise SamplingConfigError(
+                f"slow_ms must be a finite number of ms >= 0, got {self.slow_ms!r}"
+            )
+        if type(self.window_requests) is not int or self.window_requests < 1:
+            raise SamplingConfigError(
+                f"window_requests must be an integer >= 1, got {self.window_requests!r}"
+            )
+        if not (self.window_s > 0.0 and math.isfinite(self.window_s)):
+            raise SamplingConfigError(
+                f"window_s must be a finite number of seconds > 0, got {self.window_s!r}"
+            )
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(name: str, raw: str, why: str, default: float) -> None:
+    with _warned_lock:
+        if (name, raw) in _warned:
+            return
+        _warned.add((name, raw))
+    logger.warning("%s=%r is invalid (%s); using the default %g", name, raw, why, default)
+
+
+def _env_number(
+    environ: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        _warn_once(name, raw, "not a number", default)
+        return default
+    if not (low <= value <= high and math.isfinite(value)):  # NaN fails every comparison
+        bounds = f"from {low:g} to {high:g}" if math.isfinite(high) else f">= {low:g}"
+        _warn_once(name, raw, f"must be {bounds}", default)
+        return default
+    return value
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> SamplingConfig:
+    """The settings from ``REQUEST_LOG_*`` (see the module docstring); never raises."""
+    env = os.environ if environ is None else environ
+    return SamplingConfig(
+        sample_rate=_env_number(env, SAMPLE_RATE_ENV, DEFAULT_SAMPLE_RATE, 0.0, 1.0),
+        slow_ms=_env_number(env, SLOW_MS_ENV, DEFAULT_SLOW_MS, 0.0, math.inf),
+        error_burst=_env_number(env, ERROR_BURST_ENV, DEFAULT_ERROR_BURST, 0.0, 1.0),
+    )
+
+
+current_config: Callable[[], SamplingConfig] = env_memo(config_from_env)
+"""``config_from_env()``, parsed again only when the environment changed."""
+
+
+def is_logged_status(status: int) -> bool:
+    """Whether a response status is always logged: anything but 2xx."""
+    return not 200 <= status < 300
+
+
+class RequestLogSampler:
+    """Decides, request by request, whether to write the request log line. Thread-safe.
+
+    ``rng`` returns floats in [0, 1) (``random.random``), ``clock`` monotonic seconds; both are
+    injectable for tests. Every call of :meth:`should_log` records its request in the error window,
+    whatever the answer.
+    """
+
+    __slots__ = ("_clock", "_errors", "_lock", "_recent", "_rng")
+
+    def __init__(
+        self,
+        *,
+        rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rng = rng
+        self._clock = clock
+        self._lock = threading.Lock()
+        # (arrival time, was an error) of the most recent requests, oldest first.
+        self._recent: deque[tuple[float, bool]] = deque()
+        self._errors = 0
+
+    def error_rate(self, config: SamplingConfig) -> float:
+        """The error rate over the current window (0 with no requests in it)."""
+        with self._lock:
+            self._expire(self._clock(), config)
+            return self._errors / len(self._recent) if self._recent else 0.0
+
+    def _expire(self, now: float, config: SamplingConfig) -> None:
+        recent = self._recent
+        horizon = now - config.window_s
+        while recent and (len(recent) > config.window_requests or recent[0][0] < horizon):
+            if recent.popleft()[1]:
+                self._errors -= 1
+
+    def should_log(self, status: int, latency_ms: float, config: SamplingConfig) -> bool:
+        """Record one finished request and say whether to log it."""
+        error = status >= 400
+        with self._lock:
+            now = self._clock()
+            self._recent.append((now, error))
+            if error:
+                self._errors += 1
+            self._expire(now, config)
+            burst = self._errors >= config.error_burst * len(self._recent)
+        if burst or is_logged_status(status) or latency_ms >= config.slow_ms:
+            return True
+        rate = config.sample_rate
+        return rate >= 1.0 or (rate > 0.0 and self._rng() < rate)
