@@ -9,8 +9,9 @@ access: ``shared.obs`` imports :mod:`shared.slo.local_store` in every local func
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shared.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from shared.slo.burn_rate import FiredRule, burn_rate, fired_rules
@@ -81,8 +82,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"shared.slo.{module}"), name)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
