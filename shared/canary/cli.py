@@ -25,20 +25,15 @@ from shared.canary.gate import DEFAULT_STAGES, Observation, Thresholds, check_st
 
 EXIT_OK = 0
 EXIT_ROLLBACK = 1
-EXIT_INVALID = 2
+EXIT_INVALID = 2  # argparse exits with 2 on bad arguments too
 _THRESHOLD_FIELDS = tuple(f.name for f in fields(Thresholds))
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_INVALID)
-
-
 def parser() -> argparse.ArgumentParser:
-    root = _Parser(prog="python -m shared.canary", description="Canary health gate.")
-    commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    root = argparse.ArgumentParser(
+        prog="python -m shared.canary", description="Canary health gate."
+    )
+    commands = root.add_subparsers(dest="command", required=True)
     ev = commands.add_parser("evaluate", help="decide advance / hold / rollback once")
     ev.add_argument("--config", type=Path, required=True, help="YAML with thresholds and stages")
     ev.add_argument("--percent", type=int, required=True, help="percent the canary serves now")

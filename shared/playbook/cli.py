@@ -26,19 +26,14 @@ from shared.playbook.runner import run_playbook
 
 EXIT_OK = 0
 EXIT_DEVIATED = 1
-EXIT_INVALID = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_INVALID)
+EXIT_INVALID = 2  # argparse exits with 2 on bad arguments too
 
 
 def parser() -> argparse.ArgumentParser:
-    root = _Parser(prog="python -m shared.playbook", description="Run chaos playbooks.")
-    commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    root = argparse.ArgumentParser(
+        prog="python -m shared.playbook", description="Run chaos playbooks."
+    )
+    commands = root.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="validate and run a playbook")
     run.add_argument("playbook", type=Path)
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
