@@ -219,25 +219,22 @@ class Stack:
             )
             group.children.append(child)
             functions.append(child)
-        upstream = procs.spawn(
-            "upstream",
-            [py, "-m", "scripts.local_upstream", "--port", str(self.ports.upstream)],
-            port=self.ports.upstream,
-            log_dir=group.log_dir,
-            env=self.env,
-            cwd=REPO,
-        )
-        group.children.append(upstream)
-        slack = procs.spawn(
-            "slack_sink",
-            [py, "-m", "shared.slo.slack_sink", "--port", str(self.ports.slack)],
-            port=self.ports.slack,
-            log_dir=group.log_dir,
-            env=self.env,
-            cwd=REPO,
-        )
-        group.children.append(slack)
-        for child in [upstream, slack, *functions]:
+        helpers = []
+        for name, module, port in (
+            ("upstream", "scripts.local_upstream", self.ports.upstream),
+            ("slack_sink", "shared.slo.slack_sink", self.ports.slack),
+        ):
+            helper = procs.spawn(
+                name,
+                [py, "-m", module, "--port", str(port)],
+                port=port,
+                log_dir=group.log_dir,
+                env=self.env,
+                cwd=REPO,
+            )
+            group.children.append(helper)
+            helpers.append(helper)
+        for child in [*helpers, *functions]:
             child.wait_for_port(30)
         firestore.wait_for_port(60)
         scheduler = procs.spawn(

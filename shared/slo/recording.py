@@ -108,13 +108,18 @@ class FirestoreRecorder:
             return self._in_transaction(lambda txn: self._record_recovery(txn, result, run_id))
         return Recorded(result.slo.name, "unchanged")
 
-    def _record_breach(self, txn: Any, result: SloResult, run_id: str) -> Recorded:
-        slo = result.slo
-        doc_id = f"{slo.name}--{result.window.key()}"
-        ref = self.violations.document(doc_id)
-        state_ref = self.states.document(slo.name)
+    def _read(self, txn: Any, collection: Any, result: SloResult) -> tuple[str, Any, Any, Any, Any]:
+        """``(doc id, doc ref, state ref, existing doc, state dict)`` of ``result``'s window."""
+        doc_id = f"{result.slo.name}--{result.window.key()}"
+        ref = collection.document(doc_id)
+        state_ref = self.states.document(result.slo.name)
         existing = ref.get(transaction=txn)
         state = state_ref.get(transaction=txn).to_dict() or {}
+        return doc_id, ref, state_ref, existing, state
+
+    def _record_breach(self, txn: Any, result: SloResult, run_id: str) -> Recorded:
+        slo = result.slo
+        doc_id, ref, state_ref, existing, state = self._read(txn, self.violations, result)
         if existing.exists:
             old = existing.to_dict() or {}
             return Recorded(slo.name, old.get("classification", "ongoing"), doc_id,
@@ -150,11 +155,7 @@ class FirestoreRecorder:
 
     def _record_recovery(self, txn: Any, result: SloResult, run_id: str) -> Recorded:
         slo = result.slo
-        doc_id = f"{slo.name}--{result.window.key()}"
-        ref = self.recoveries.document(doc_id)
-        state_ref = self.states.document(slo.name)
-        existing = ref.get(transaction=txn)
-        state = state_ref.get(transaction=txn).to_dict() or {}
+        doc_id, ref, state_ref, existing, state = self._read(txn, self.recoveries, result)
         if existing.exists:
             old = existing.to_dict() or {}
             return Recorded(slo.name, "recovered", doc_id, old.get("alert_state"), duplicate=True)
