@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from shared.resilience.retries import retry
+
 logger = logging.getLogger("shared.slo.local_store")
 
 _SCHEMA = """
@@ -80,6 +82,10 @@ class LatencySummary:
     percentile_ms: float | None
 
 
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
 class LocalStore:
     """Request records in the SQLite file at ``path`` (created with its schema on first use)."""
 
@@ -96,7 +102,19 @@ class LocalStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                # Switching a new file to WAL can answer "database is locked" at once, without
+                # waiting on busy_timeout, when several connections (threads or the local
+                # functions' processes) open it together: retry that switch until the timeout.
+                retry(
+                    lambda: conn.execute("PRAGMA journal_mode = WAL"),
+                    attempts=1000,
+                    base=0.005,
+                    cap=0.1,
+                    deadline=self._timeout,
+                    retry_on=_is_locked,
+                    name="local_store.wal",
+                )
             conn.execute("PRAGMA synchronous = NORMAL")
             with self._schema_lock:
                 if not self._schema_ready:
