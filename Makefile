@@ -36,6 +36,7 @@ lint: setup
 	$(PY) -m mypy
 
 bench: setup
+	@bash scripts/system-deps.sh --bench
 	$(PY) -m bench
 
 deploy: setup

@@ -61,9 +61,14 @@ def draw(params: DelayParams, rng: RandomSource) -> tuple[float, bool]:
 def inject_delay(params: DelayParams, *, rng: RandomSource, clock: Clock) -> DelayOutcome:
     """Wait a random ``d..2d`` ms on ``clock``, then decide, with probability ``p``, to fail."""
     planned_ms, fail = draw(params, rng)
-    started = clock.monotonic()
-    clock.sleep(planned_ms / 1000.0)
-    waited_ms = (clock.monotonic() - started) * 1000.0
+    if planned_ms > 0.0:
+        started = clock.monotonic()
+        clock.sleep(planned_ms / 1000.0)
+        waited_ms = (clock.monotonic() - started) * 1000.0
+    else:
+        # d=0: time.sleep(0) would still release the GIL and queue behind every other request
+        # thread to take it back, a wait of up to the interpreter's switch interval under load.
+        waited_ms = 0.0
     if not fail:
         return DelayOutcome(planned_ms, waited_ms, None, None)
     retry_after = params.retry_after_s if params.status in RETRY_AFTER_STATUSES else None

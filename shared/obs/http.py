@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TypeAlias, cast
 
 import flask
+from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.utils import get_current_url
@@ -61,6 +62,12 @@ Handler: TypeAlias = Callable[[flask.Request], ResponseReturnValue]
 TRACE_ID_HEADER = "X-Trace-Id"
 LOCAL_METRICS_ENV = "LOCAL_METRICS_DB"
 LOCAL_STORE_MODULE = "shared.slo.local_store"
+
+_JSON_CONTENT_TYPE = "application/json"
+_INJECTED_KEY = INJECTED_HEADER.lower()
+# DefaultJSONProvider.response's two layouts.
+_COMPACT: dict[str, object] = {"separators": (",", ":")}
+_PRETTY: dict[str, object] = {"indent": 2}
 
 logger = logging.getLogger("shared.obs.http")
 request_logger = logging.getLogger("shared.obs.request")
@@ -145,22 +152,46 @@ def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "error"
 
 
-def _make_response(rv: ResponseReturnValue) -> flask.Response:
-    """``flask.make_response(rv)``, with the common ``(dict, int, dict)`` done directly.
+def _make_response(rv: ResponseReturnValue, trace_id: str) -> tuple[flask.Response, bool]:
+    """``flask.make_response(rv)`` with the trace header added, and whether it marks an injection.
 
-    That case is what Flask's ``make_response`` does with it (JSON body from the app's provider,
-    then status, then headers), without its chain of type checks.
+    The common ``(dict, int, dict)`` is built directly: what Flask's ``make_response`` does with
+    it (JSON body from the app's provider, then status, then headers), with all headers given to
+    the response at once instead of set one by one after it is made.
     """
     if type(rv) is tuple and len(rv) == 3:
         body, status, headers = rv
         if type(body) is dict and type(status) is int and type(headers) is dict:
-            # The app's response_class, typed by Flask as werkzeug's base class.
-            response = cast(flask.Response, flask.current_app.json.response(body))
-            response.status_code = status
-            if headers:
-                response.headers.update(headers)
-            return response
-    return flask.make_response(rv)
+            # The app itself, not the context-local proxy that resolves it on every attribute.
+            app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+            provider = app.json
+            if type(provider) is DefaultJSONProvider:
+                compact = provider.compact
+                pretty = compact is False or (compact is None and app.debug)
+                data = provider.dumps(body, **(_PRETTY if pretty else _COMPACT))
+                header_list = [("Content-Type", _JSON_CONTENT_TYPE)]
+                injected = False
+                for name, value in headers.items():
+                    header_list.append((name, value))
+                    if name.lower() == _INJECTED_KEY:
+                        injected = _is_true(value)
+                header_list.append((TRACE_ID_HEADER, trace_id))
+                response = app.response_class(f"{data}\n", status, header_list)
+                return cast(flask.Response, response), injected
+    response = flask.make_response(rv)
+    response.headers[TRACE_ID_HEADER] = trace_id
+    return response, _injected(response)
+
+
+def _is_true(value: object) -> bool:
+    return type(value) is str and value.strip().lower() == "true"
+
+
+def _injected(response: flask.Response) -> bool:
+    # headers.get(INJECTED_HEADER, ""), without raising and catching a KeyError when the header is
+    # absent (as it is on almost every response).
+    marks = response.headers.getlist(INJECTED_HEADER)
+    return bool(marks) and _is_true(marks[0])
 
 
 def _http_error_response(exc: HTTPException) -> flask.Response:
@@ -322,18 +353,17 @@ def observed(function: str) -> Callable[[Handler], Handler]:
             function_token = _current_function.set(function)
             try:
                 try:
-                    response = _make_response(handler(request))
+                    response, injected = _make_response(handler(request), trace.trace_id)
                 except HTTPException as exc:
                     response = _http_error_response(exc)
+                    response.headers[TRACE_ID_HEADER] = trace.trace_id
+                    injected = _injected(response)
                 except Exception:
                     logger.exception("unhandled exception in %s", function)
                     response = _internal_error_response(trace)
+                    response.headers[TRACE_ID_HEADER] = trace.trace_id
+                    injected = False
                 latency_s = time.perf_counter() - started
-                response.headers[TRACE_ID_HEADER] = trace.trace_id
-                # headers.get(INJECTED_HEADER, ""), without raising and catching a KeyError when
-                # the header is absent (as it is on almost every response).
-                marks = response.headers.getlist(INJECTED_HEADER)
-                injected = bool(marks) and marks[0].strip().lower() == "true"
                 status = response.status_code
                 if sampler.should_log(status, latency_s * 1000.0, _sampling_config()):
                     _log_request(function, request, response, latency_s, injected)

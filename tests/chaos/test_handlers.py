@@ -224,3 +224,32 @@ def test_firebase_auth_is_checked_before_the_switch(
     r = delay_client.get("/?p=0")
     assert r.status_code == 401
     assert r.get_json()["error"] == "unauthenticated"
+
+
+def test_repeated_queries_answer_alike_and_bad_ones_fail_every_time(
+    delay_client: FlaskClient, chaos_env: pytest.MonkeyPatch
+) -> None:
+    # Parameters of a GET are remembered by query string; the cap is part of the key.
+    for _ in range(3):
+        r = delay_client.get("/?p=0&d=60&seed=7")
+        assert (r.status_code, r.get_json()["d"], r.get_json()["seed"]) == (200, 60, 7)
+    for _ in range(3):
+        assert delay_client.get("/?p=2").status_code == 400
+    chaos_env.setenv("CHAOS_MAX_DELAY_MS", "50")
+    r = delay_client.get("/?p=0&d=60&seed=7")
+    assert (r.status_code, r.get_json()["allowed"]) == (400, "0..50")
+
+
+def test_post_body_overrides_a_remembered_query(delay_client: FlaskClient) -> None:
+    assert delay_client.get("/?p=0&d=0").get_json()["ok"] is True
+    r = delay_client.post("/?p=0&d=0", json={"p": 1})
+    assert r.status_code == 500
+    assert r.get_json()["p"] == 1.0
+
+
+def test_query_memo_is_bounded(delay_client: FlaskClient) -> None:
+    from shared.chaos import handlers
+
+    for seed in range(handlers._QUERY_MEMO_MAX + 50):
+        assert delay_client.get(f"/?p=0&d=0&seed={seed}").status_code == 200
+    assert 0 < len(handlers._query_memo) <= handlers._QUERY_MEMO_MAX

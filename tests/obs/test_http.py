@@ -352,3 +352,42 @@ def test_observed_installs_structured_logging_once(
     root = logging.getLogger()
     assert sum(type(h).__name__ == "_StructuredHandler" for h in root.handlers) == 1
     assert len(request_entries(stream)) == 3
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(
+    ("headers", "injected"),
+    [({}, False), ({"Cache-Control": "no-store"}, False), ({"X-Chaos-Injected": "true"}, True),
+     ({"x-chaos-injected": " TRUE "}, True), ({"X-Chaos-Injected": "no"}, False)],
+)  # fmt: skip
+def test_direct_json_response_matches_flask(
+    headers: dict[str, str], injected: bool, debug: bool
+) -> None:
+    # The (dict, status, headers) fast path must answer exactly what flask.make_response would.
+    import flask
+
+    app = flask.Flask("direct")
+    app.debug = debug
+    body = {"b": [1, 2], "a": "é", "n": None}
+    with app.test_request_context("/"):
+        fast, flagged = obs_http._make_response((body, 418, dict(headers)), TRACE)
+        slow = flask.make_response((body, 418, dict(headers)))
+    assert flagged is injected
+    assert fast.status == slow.status
+    assert fast.get_data() == slow.get_data()
+    assert fast.headers["X-Trace-Id"] == TRACE
+    del fast.headers["X-Trace-Id"]
+    assert sorted(fast.headers.items()) == sorted(slow.headers.items())
+
+
+def test_other_return_values_still_get_the_trace_header() -> None:
+    import flask
+
+    app = flask.Flask("other")
+    with app.test_request_context("/"):
+        response, flagged = obs_http._make_response(("plain", 201), TRACE)
+        marked, marked_flag = obs_http._make_response(
+            flask.Response("x", headers={"X-Chaos-Injected": "true"}), TRACE
+        )
+    assert (response.status_code, response.headers["X-Trace-Id"], flagged) == (201, TRACE, False)
+    assert (marked.headers["X-Trace-Id"], marked_flag) == (TRACE, True)
