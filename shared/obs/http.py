@@ -65,6 +65,7 @@ LOCAL_STORE_MODULE = "shared.slo.local_store"
 
 _JSON_CONTENT_TYPE = "application/json"
 _INJECTED_KEY = INJECTED_HEADER.lower()
+_TRACE_ID_KEY = TRACE_ID_HEADER.lower()
 # DefaultJSONProvider.response's two layouts.
 _COMPACT: dict[str, object] = {"separators": (",", ":")}
 _PRETTY: dict[str, object] = {"indent": 2}
@@ -157,7 +158,8 @@ def _make_response(rv: ResponseReturnValue, trace_id: str) -> tuple[flask.Respon
 
     The common ``(dict, int, dict)`` is built directly: what Flask's ``make_response`` does with
     it (JSON body from the app's provider, then status, then headers), with all headers given to
-    the response at once instead of set one by one after it is made.
+    the response at once instead of set one by one after it is made. Headers that would replace
+    one already there (a content type, a name given twice) take Flask's own path.
     """
     if type(rv) is tuple and len(rv) == 3:
         body, status, headers = rv
@@ -165,33 +167,47 @@ def _make_response(rv: ResponseReturnValue, trace_id: str) -> tuple[flask.Respon
             # The app itself, not the context-local proxy that resolves it on every attribute.
             app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
             provider = app.json
-            if type(provider) is DefaultJSONProvider:
+            direct = _direct_headers(headers, trace_id)
+            if direct is not None and type(provider) is DefaultJSONProvider:
+                header_list, injected = direct
                 compact = provider.compact
                 pretty = compact is False or (compact is None and app.debug)
                 data = provider.dumps(body, **(_PRETTY if pretty else _COMPACT))
-                header_list = [("Content-Type", _JSON_CONTENT_TYPE)]
-                injected = False
-                for name, value in headers.items():
-                    header_list.append((name, value))
-                    if name.lower() == _INJECTED_KEY:
-                        injected = _is_true(value)
-                header_list.append((TRACE_ID_HEADER, trace_id))
                 response = app.response_class(f"{data}\n", status, header_list)
                 return cast(flask.Response, response), injected
-    response = flask.make_response(rv)
+    return _with_trace(flask.make_response(rv), trace_id)
+
+
+def _direct_headers(
+    headers: dict[str, str], trace_id: str
+) -> tuple[list[tuple[str, str]], bool] | None:
+    """The JSON response's header list and the injected flag; None if a header replaces another."""
+    header_list = [("Content-Type", _JSON_CONTENT_TYPE)]
+    seen = {"content-type", "content-length", _TRACE_ID_KEY}
+    injected = False
+    for name, value in headers.items():
+        key = name.lower()
+        if key in seen:
+            return None
+        seen.add(key)
+        header_list.append((name, value))
+        if key == _INJECTED_KEY:
+            injected = _is_true(value)
+    header_list.append((TRACE_ID_HEADER, trace_id))
+    return header_list, injected
+
+
+def _with_trace(response: flask.Response, trace_id: str) -> tuple[flask.Response, bool]:
+    """``response`` with the trace header set, and whether it marks an injection."""
     response.headers[TRACE_ID_HEADER] = trace_id
-    return response, _injected(response)
+    # headers.get(INJECTED_HEADER, ""), without raising and catching a KeyError when the header is
+    # absent (as it is on almost every response).
+    marks = response.headers.getlist(INJECTED_HEADER)
+    return response, bool(marks) and _is_true(marks[0])
 
 
 def _is_true(value: object) -> bool:
     return type(value) is str and value.strip().lower() == "true"
-
-
-def _injected(response: flask.Response) -> bool:
-    # headers.get(INJECTED_HEADER, ""), without raising and catching a KeyError when the header is
-    # absent (as it is on almost every response).
-    marks = response.headers.getlist(INJECTED_HEADER)
-    return bool(marks) and _is_true(marks[0])
 
 
 def _http_error_response(exc: HTTPException) -> flask.Response:
@@ -355,14 +371,12 @@ def observed(function: str) -> Callable[[Handler], Handler]:
                 try:
                     response, injected = _make_response(handler(request), trace.trace_id)
                 except HTTPException as exc:
-                    response = _http_error_response(exc)
-                    response.headers[TRACE_ID_HEADER] = trace.trace_id
-                    injected = _injected(response)
+                    response, injected = _with_trace(_http_error_response(exc), trace.trace_id)
                 except Exception:
                     logger.exception("unhandled exception in %s", function)
-                    response = _internal_error_response(trace)
-                    response.headers[TRACE_ID_HEADER] = trace.trace_id
-                    injected = False
+                    response, injected = _with_trace(
+                        _internal_error_response(trace), trace.trace_id
+                    )
                 latency_s = time.perf_counter() - started
                 status = response.status_code
                 if sampler.should_log(status, latency_s * 1000.0, _sampling_config()):
