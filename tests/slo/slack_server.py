@@ -46,6 +46,11 @@ class SlackServer:
                     answer = server._script.pop(0) if server._script else server._default
                 if answer.hang_s:
                     server._release.wait(answer.hang_s)
+                elif 200 <= answer.status < 300:
+                    # Recorded before answering: the client returns as soon as it reads the
+                    # answer, and a test may look at ``delivered`` right then.
+                    with server._lock:
+                        server.delivered.append(payload)
                 body = answer.body.encode()
                 try:
                     self.send_response(answer.status)
@@ -56,10 +61,7 @@ class SlackServer:
                     self.end_headers()
                     self.wfile.write(body)
                 except OSError:
-                    return  # the client gave up (timeout)
-                if 200 <= answer.status < 300 and not answer.hang_s:  # a hung answer timed out
-                    with server._lock:
-                        server.delivered.append(payload)
+                    return  # the client gave up (a hung answer timed out)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
