@@ -19,12 +19,6 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _environ_data() -> dict[Any, Any] | None:
-    """The mapping behind ``os.environ`` (CPython's ``_Environ._data``), or None if unavailable."""
-    data = getattr(os.environ, "_data", None)
-    return data if type(data) is dict else None
-
-
 def env_memo(fn: Callable[[], T]) -> Callable[[], T]:
     """``fn`` (a function of ``os.environ`` only), remembered until ``os.environ`` changes.
 
@@ -37,8 +31,10 @@ def env_memo(fn: Callable[[], T]) -> Callable[[], T]:
 
     @functools.wraps(fn)
     def memoised() -> T:
-        data = _environ_data()
-        if data is None:
+        # The mapping behind os.environ (CPython's _Environ._data); looked up per call, as a test
+        # may replace os.environ itself.
+        data = getattr(os.environ, "_data", None)
+        if type(data) is not dict:
             return fn()
         pair = last[0]
         if pair is not None and data == pair[0]:

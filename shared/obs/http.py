@@ -10,7 +10,7 @@ high, and otherwise for a random fraction of successes. Request records are not 
 request reaches every sink. Environment, read per request (memoised, never at import):
 
 ``REQUEST_LOG_SAMPLE_RATE``
-    Fraction of ordinary successes logged, 0..1 (default 0.1; 1 logs every request, 0 none).
+    Fraction of ordinary successes logged, 0..1 (default 0.01; 1 logs every request, 0 none).
 ``REQUEST_LOG_SLOW_MS``
     Latency in ms from which a request is always logged (default 1000).
 ``REQUEST_LOG_ERROR_BURST``
@@ -52,8 +52,8 @@ from shared.obs.requests import (
     remove_request_sink,
     request_sinks,
 )
-from shared.obs.sampling import RequestLogSampler
-from shared.obs.sampling import current_config as _sampling_config
+from shared.obs.sampling import RequestLogSampler, SamplingConfig
+from shared.obs.sampling import config_from_env as sampling_config_from_env
 from shared.obs.trace import TraceContext, current_trace
 from shared.obs.trace import _current as _current_trace
 
@@ -90,8 +90,10 @@ def json_error(
 
 
 @env_memo
-def _local_metrics_db() -> str | None:
-    return os.environ.get(LOCAL_METRICS_ENV) or None
+def _request_settings() -> tuple[SamplingConfig, str | None]:
+    """Per request, from the environment: the log sampling settings and ``LOCAL_METRICS_DB``
+    (one memo, so one comparison of the environment per request)."""
+    return sampling_config_from_env(), os.environ.get(LOCAL_METRICS_ENV) or None
 
 
 _local_sink_lock = threading.Lock()
@@ -99,14 +101,14 @@ _local_sink_lock = threading.Lock()
 _local_sink_state: tuple[str | None, RequestSink | None] = (None, None)
 
 
-def _sync_local_sink() -> None:
-    """Feed the local SLO store while ``LOCAL_METRICS_DB`` is set (checked per request, cheaply).
+def _sync_local_sink(value: str | None) -> None:
+    """Feed the local SLO store while ``LOCAL_METRICS_DB`` (``value``) is set; checked per
+    request, cheaply.
 
     The module is imported on the first request that sees the variable, never at import time. A
     failed import is warned about once per value of the variable.
     """
     global _local_sink_state
-    value = _local_metrics_db()
     seen, sink = _local_sink_state
     if value == seen and (sink is None or sink in request_sinks()):
         return
@@ -349,16 +351,20 @@ def observed(function: str) -> Callable[[Handler], Handler]:
     """Decorate a functions-framework HTTP handler with tracing, request logging and sinks."""
 
     def decorate(handler: Handler) -> Handler:
-        setup_done = threading.Event()
+        setup_lock = threading.Lock()
+        setup_done = [False]  # a plain flag: an Event's is_set() is a method call per request
         sampler = RequestLogSampler()
 
         @functools.wraps(handler)
         def wrapper(request: flask.Request) -> flask.Response:
-            if not setup_done.is_set():
-                setup_logging(function=function)
-                _freeze_startup_objects()
-                setup_done.set()
-            _sync_local_sink()
+            if not setup_done[0]:
+                with setup_lock:
+                    if not setup_done[0]:
+                        setup_logging(function=function)
+                        _freeze_startup_objects()
+                        setup_done[0] = True
+            sampling, metrics_db = _request_settings()
+            _sync_local_sink(metrics_db)
             # The trace headers straight from the WSGI environ: no headers view, no case folding.
             trace = TraceContext.from_environ(request.environ)
             arrived = time.time()
@@ -379,7 +385,7 @@ def observed(function: str) -> Callable[[Handler], Handler]:
                     )
                 latency_s = time.perf_counter() - started
                 status = response.status_code
-                if sampler.should_log(status, latency_s * 1000.0, _sampling_config()):
+                if sampler.should_log(status, latency_s * 1000.0, sampling):
                     _log_request(function, request, response, latency_s, injected)
                 if request_sinks():  # publish_request() to no sinks is a no-op: skip the record
                     publish_request(

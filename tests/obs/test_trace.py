@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
+from shared.obs import trace as trace_module
 from shared.obs.trace import ObsError, TraceContext, current_trace, project_id, use_trace
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -221,3 +222,25 @@ def test_from_environ_reads_the_wsgi_keys_like_from_headers(headers: dict[str, s
             assert from_environ.span_id == from_headers.span_id
     # Whatever the input, the result is a valid context (fresh ids validate like parsed ones).
     assert TraceContext(from_environ.trace_id, from_environ.span_id, from_environ.sampled)
+
+
+def test_a_fresh_context_never_has_an_all_zero_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Zero:
+        def getrandbits(self, k: int) -> int:
+            return 0
+
+        def randbytes(self, n: int) -> bytes:
+            return bytes(n)
+
+    monkeypatch.setattr(trace_module, "_random", Zero())
+    fresh = TraceContext.from_environ({})
+    assert (fresh.trace_id, fresh.span_id) == ("0" * 31 + "1", "0" * 15 + "1")
+
+
+def test_fresh_ids_come_from_one_draw_and_differ() -> None:
+    seen = {TraceContext.from_environ({}).trace_id for _ in range(1000)}
+    assert len(seen) == 1000
+    ctx = TraceContext.from_environ({})
+    assert re.fullmatch(r"[0-9a-f]{32}", ctx.trace_id)
+    assert re.fullmatch(r"[0-9a-f]{16}", ctx.span_id)
+    assert not ctx.sampled
