@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import json
 import logging
 import os
 import re
@@ -174,10 +175,31 @@ def _make_response(rv: ResponseReturnValue, trace_id: str) -> tuple[flask.Respon
                 header_list, injected = direct
                 compact = provider.compact
                 pretty = compact is False or (compact is None and app.debug)
-                data = provider.dumps(body, **(_PRETTY if pretty else _COMPACT))
+                encoder = _json_encoder(
+                    provider.default, provider.ensure_ascii, provider.sort_keys, pretty
+                )
+                data = encoder.encode(body)
                 response = app.response_class(f"{data}\n", status, header_list)
                 return cast(flask.Response, response), injected
     return _with_trace(flask.make_response(rv), trace_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _json_encoder(
+    default: Callable[[object], object], ensure_ascii: bool, sort_keys: bool, pretty: bool
+) -> json.JSONEncoder:
+    """The encoder ``DefaultJSONProvider.dumps(body, **layout)`` makes on every call.
+
+    ``json.dumps`` with any keyword builds a new ``JSONEncoder`` each time (a few µs of Python);
+    one encoder per provider setting gives the same text, as an encoder keeps no state between
+    calls.
+    """
+    return json.JSONEncoder(
+        default=default,
+        ensure_ascii=ensure_ascii,
+        sort_keys=sort_keys,
+        **(_PRETTY if pretty else _COMPACT),  # type: ignore[arg-type]
+    )
 
 
 def _direct_headers(

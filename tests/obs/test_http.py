@@ -394,3 +394,39 @@ def test_other_return_values_still_get_the_trace_header() -> None:
         )
     assert (response.status_code, response.headers["X-Trace-Id"], flagged) == (201, TRACE, False)
     assert (marked.headers["X-Trace-Id"], marked_flag) == (TRACE, True)
+
+
+@pytest.mark.parametrize("sort_keys", [True, False])
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+@pytest.mark.parametrize("compact", [None, True, False])
+def test_direct_json_body_follows_the_providers_settings(
+    sort_keys: bool, ensure_ascii: bool, compact: bool | None
+) -> None:
+    # The cached encoder must write what the provider's dumps would, whatever the app set.
+    import dataclasses
+    import datetime
+    import decimal
+    import uuid
+
+    import flask
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    app = flask.Flask("settings")
+    app.json.sort_keys = sort_keys  # type: ignore[attr-defined]
+    app.json.ensure_ascii = ensure_ascii  # type: ignore[attr-defined]
+    app.json.compact = compact  # type: ignore[attr-defined]
+    body = {
+        "z": "ü 한글",
+        "a": datetime.date(2026, 11, 26),
+        "m": decimal.Decimal("1.50"),
+        "u": uuid.UUID(int=7),
+        "p": Point(3),
+        "n": [None, 1.5, True],
+    }
+    with app.test_request_context("/"):
+        fast, _ = obs_http._make_response((body, 200, {}), TRACE)
+        slow = flask.make_response((body, 200, {}))
+    assert fast.get_data() == slow.get_data()
