@@ -4,8 +4,8 @@ Every server runs with the same settings as the local stack and the deploy (one 
 ``THREADS=64``); clients use keep-alive connections (``wrk``, else ``http.client`` threads).
 
 1. throughput and p50/p99 of ``chaos_delay?p=0&d=0`` versus a bare functions-framework hello
-   (``bench/hello``) in the same run: 16 interleaved one-second rounds each, driven by ``wrk``
-   (pinned apart from the servers) when it is installed, and the median of the 16 round-by-round
+   (``bench/hello``) in the same run: 20 interleaved one-second rounds each, driven by ``wrk``
+   (pinned apart from the servers) when it is installed, and the median of the 20 round-by-round
    ratios (target: >= 0.9x the hello's throughput). A third server, a bare function giving
    chaos_delay's exact response with no logic, splits the gap into what the response itself
    costs the framework and what chaos_delay's own work costs;
@@ -46,7 +46,7 @@ HELLO = REPO / "bench" / "hello" / "main.py"
 THROUGHPUT_CLIENTS = 16
 THROUGHPUT_WARMUP_S = 1.0
 THROUGHPUT_ROUND_S = 1.0
-THROUGHPUT_ROUNDS = 16
+THROUGHPUT_ROUNDS = 20
 HOLD_CONCURRENCY = 64
 HOLD_DELAY_MS = 300
 HOLD_BATCHES = 2
@@ -344,10 +344,13 @@ def bench_throughput(group: procs.ProcessGroup, report: Report) -> None:
         for port in ports.values():  # warm up: imports, first-request work
             load.run(port, path, THROUGHPUT_WARMUP_S)
         # Many short rounds, alternating: a shared machine's speed drifts by tens of percent over
-        # seconds, and each ratio compares neighbouring rounds.
+        # seconds, and each ratio compares neighbouring rounds. Every other round runs the servers
+        # in reverse order (A B C, C B A, ...), so a steady drift favours none of them.
+        order = list(ports.items())
         for _ in range(THROUGHPUT_ROUNDS):
-            for name, port in ports.items():
+            for name, port in order:
                 results[name].append(load.run(port, path, THROUGHPUT_ROUND_S))
+            order.reverse()
     for name, runs in results.items():
         rps, p50, p99, errs = _summary(runs)
         report.add(
