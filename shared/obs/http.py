@@ -373,18 +373,15 @@ def observed(function: str) -> Callable[[Handler], Handler]:
     """Decorate a functions-framework HTTP handler with tracing, request logging and sinks."""
 
     def decorate(handler: Handler) -> Handler:
-        setup_lock = threading.Lock()
-        setup_done = [False]  # a plain flag: an Event's is_set() is a method call per request
+        setup_done = threading.Event()
         sampler = RequestLogSampler()
 
         @functools.wraps(handler)
         def wrapper(request: flask.Request) -> flask.Response:
-            if not setup_done[0]:
-                with setup_lock:
-                    if not setup_done[0]:
-                        setup_logging(function=function)
-                        _freeze_startup_objects()
-                        setup_done[0] = True
+            if not setup_done.is_set():
+                setup_logging(function=function)
+                _freeze_startup_objects()
+                setup_done.set()
             sampling, metrics_db = _request_settings()
             _sync_local_sink(metrics_db)
             # The trace headers straight from the WSGI environ: no headers view, no case folding.

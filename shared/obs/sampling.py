@@ -183,17 +183,12 @@ class RequestLogSampler:
         error = status >= 400
         with self._lock:
             now = self._clock()
-            recent = self._recent
-            recent.append((now, error))
+            self._recent.append((now, error))
             if error:
                 self._errors += 1
-            # _expire, inlined: this runs on every request.
-            horizon = now - config.window_s
-            while recent and (len(recent) > config.window_requests or recent[0][0] < horizon):
-                if recent.popleft()[1]:
-                    self._errors -= 1
-            burst = self._errors >= config.error_burst * len(recent)
-        if burst or not 200 <= status < 300 or latency_ms >= config.slow_ms:  # is_logged_status
+            self._expire(now, config)
+            burst = self._errors >= config.error_burst * len(self._recent)
+        if burst or is_logged_status(status) or latency_ms >= config.slow_ms:
             return True
         rate = config.sample_rate
         return rate >= 1.0 or (rate > 0.0 and self._rng() < rate)
