@@ -194,6 +194,30 @@ def firebase_cli() -> Path:
     return cli
 
 
+def _wait_until_auth_ready(service: services.Service, timeout: float = 60.0) -> None:
+    """Until the emulator answers its status page with ``ready``.
+
+    Its port opens before it serves: a request sent right then was seen reset (in CI). The
+    status page also proves the port is the emulator's, not another process's that took it.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{service.host}/", timeout=5) as resp:
+                status = json.loads(resp.read())
+            if status.get("authEmulator", {}).get("ready") is True:
+                return
+            last = status
+        except (OSError, ValueError) as exc:  # reset, refused, timeout, not JSON yet
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"the Auth emulator on {service.host} was not ready within {timeout:g} s: {last!r}\n"
+        f"{service.log.read_text()[-2000:]}"
+    )
+
+
 @contextlib.contextmanager
 def running_auth_emulator() -> Iterator[AuthEmulator]:
     """The Firebase Auth emulator on free loopback ports, in its own process group."""
@@ -215,6 +239,7 @@ def running_auth_emulator() -> Iterator[AuthEmulator]:
         "firebase-auth", argv, port, env=env, cwd=str(workdir), timeout=120
     )
     try:
+        _wait_until_auth_ready(service)
         yield AuthEmulator(service, workdir)
     finally:
         service.stop()
