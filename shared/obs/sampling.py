@@ -14,8 +14,8 @@ is useful:
 
 An *error*, for the rate, is a status >= 400 (injected failures included).
 
-Environment (read through :func:`shared.obs.environ.env_memo`, never at import; an invalid value
-is warned about once and the default used):
+Environment (read per request by ``@observed`` through :func:`shared.obs.environ.env_memo`, never
+at import; an invalid value is warned about once and the default used):
 
 ``REQUEST_LOG_SAMPLE_RATE``
     Fraction of ordinary successes logged, 0..1 (default 0.01).
@@ -37,8 +37,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
-
-from shared.obs.environ import env_memo
 
 SAMPLE_RATE_ENV: Final = "REQUEST_LOG_SAMPLE_RATE"
 SLOW_MS_ENV: Final = "REQUEST_LOG_SLOW_MS"
@@ -131,10 +129,6 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> SamplingConfig:
         slow_ms=_env_number(env, SLOW_MS_ENV, DEFAULT_SLOW_MS, 0.0, math.inf),
         error_burst=_env_number(env, ERROR_BURST_ENV, DEFAULT_ERROR_BURST, 0.0, 1.0),
     )
-
-
-current_config: Callable[[], SamplingConfig] = env_memo(config_from_env)
-"""``config_from_env()``, parsed again only when the environment changed."""
 
 
 def is_logged_status(status: int) -> bool:

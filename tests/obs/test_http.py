@@ -430,3 +430,18 @@ def test_direct_json_body_follows_the_providers_settings(
         fast, _ = obs_http._make_response((body, 200, {}), TRACE)
         slow = flask.make_response((body, 200, {}))
     assert fast.get_data() == slow.get_data()
+
+
+def test_request_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.obs import sampling
+
+    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "0.5")
+    assert obs_http._request_settings()[0].sample_rate == 0.5
+    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "1")
+    assert obs_http._request_settings()[0].sample_rate == 1.0
+    monkeypatch.delenv("REQUEST_LOG_SAMPLE_RATE")
+    assert obs_http._request_settings()[0].sample_rate == sampling.DEFAULT_SAMPLE_RATE
+    monkeypatch.setenv("LOCAL_METRICS_DB", "/tmp/x.db")
+    assert obs_http._request_settings()[1] == "/tmp/x.db"
+    monkeypatch.delenv("LOCAL_METRICS_DB")
+    assert obs_http._request_settings()[1] is None

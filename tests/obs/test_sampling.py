@@ -173,12 +173,3 @@ def test_an_invalid_variable_warns_once_and_uses_the_default(
     assert name in warning.getMessage()
     assert why in warning.getMessage()
     assert "using the default" in warning.getMessage()
-
-
-def test_current_config_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "0.5")
-    assert sampling.current_config().sample_rate == 0.5
-    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "1")
-    assert sampling.current_config().sample_rate == 1.0
-    monkeypatch.delenv("REQUEST_LOG_SAMPLE_RATE")
-    assert sampling.current_config().sample_rate == sampling.DEFAULT_SAMPLE_RATE
