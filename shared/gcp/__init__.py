@@ -1,0 +1,1 @@
+"""Google Cloud clients shared by the stores: one helper per service, created on first use."""
