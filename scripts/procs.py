@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import signal
@@ -88,6 +89,13 @@ class Child:
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:<port>``, as clients and emulator variables want it."""
+        if self.port is None:
+            raise ProcessError(f"{self.name} has no port")
+        return f"{HOST}:{self.port}"
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -139,21 +147,75 @@ class Child:
         raise ProcessError(f"{self.name} did not answer {url} within {timeout:.0f} s")
 
     def stop(self, grace: float = 5.0) -> int | None:
-        """SIGTERM the child's process group, SIGKILL it after ``grace`` s; return the exit code."""
+        """SIGTERM the child's process group, SIGKILL what is left of it after ``grace`` s.
+
+        Returns the leader's exit code once no live process of the group remains (a leader that
+        exits first can leave workers behind: gunicorn's, or a shell's background job).
+        """
+        deadline = time.monotonic() + grace
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(grace)
-        else:
-            # The leader is gone; its group may still hold workers (gunicorn): reap them too.
+        while _group_alive(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _group_alive(self.proc.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(grace)
         return self.proc.returncode
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a live (not zombie) process belongs to process group ``pgid``.
+
+    Zombies are skipped: an orphan's zombie waits for whoever reaps orphans here, which is not
+    always prompt (or ever, in some containers), and it holds no port or file.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: any member, zombie or not
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def launch(
+    name: str,
+    argv: Sequence[str],
+    *,
+    port: int,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    timeout: float = 30.0,
+) -> Child:
+    """Start ``argv`` alone (own process group) and wait until it listens on ``port``.
+
+    If it does not, it is stopped and :class:`ProcessError` carries the end of its log.
+    """
+    child = spawn(name, argv, port=port, log_dir=log_dir, env=env, cwd=cwd)
+    try:
+        child.wait_for_port(timeout)
+    except BaseException:
+        child.stop()
+        raise
+    return child
 
 
 def spawn(
@@ -229,17 +291,15 @@ class ProcessGroup:
 
 
 def firestore_emulator_jar() -> Path:
-    """google-cloud-cli's Firestore emulator jar (``FIRESTORE_EMULATOR_JAR`` overrides)."""
+    """google-cloud-cli's Firestore emulator jar (``FIRESTORE_EMULATOR_JAR`` overrides).
+
+    The SDK root is what ``gcloud info`` says it is (a Debian package, a tarball under the home
+    directory, a snap), then the Debian package's paths should gcloud itself not run.
+    """
     explicit = os.environ.get("FIRESTORE_EMULATOR_JAR", "").strip()
     if explicit:
         return Path(explicit)
-    roots: list[Path] = []
-    gcloud = shutil.which("gcloud")
-    if gcloud:
-        # <sdk>/bin/gcloud, usually behind a symlink: the SDK root is two levels up.
-        roots.append(Path(gcloud).resolve().parents[1])
-    roots += [Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk")]
-    for root in roots:
+    for root in _sdk_roots():
         jar = root / "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
         if jar.is_file():
             return jar
@@ -247,6 +307,26 @@ def firestore_emulator_jar() -> Path:
         "cloud-firestore-emulator.jar not found: install google-cloud-cli with the "
         "cloud-firestore-emulator component (make setup), or set FIRESTORE_EMULATOR_JAR"
     )
+
+
+@functools.cache
+def _sdk_roots() -> tuple[Path, ...]:
+    """Where google-cloud-cli may be installed, most authoritative first (asked once)."""
+    roots: list[Path] = []
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            done = subprocess.run(
+                [gcloud, "info", "--format=value(installation.sdk_root)"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            if done.stdout.strip():
+                roots.append(Path(done.stdout.strip()))
+    roots += [Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk")]
+    return tuple(dict.fromkeys(roots))
 
 
 def firestore_emulator_argv(port: int) -> list[str]:
@@ -263,3 +343,11 @@ def firestore_emulator_argv(port: int) -> list[str]:
         f"--host={HOST}",
         f"--port={port}",
     ]
+
+
+def redis_argv(port: int) -> list[str]:
+    """A throwaway redis-server on 127.0.0.1:``port``: no persistence."""
+    redis = shutil.which("redis-server")
+    if redis is None:
+        raise ProcessError("redis-server is not installed: `make setup` installs it")
+    return [redis, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from scripts import procs
 from shared.slo.alerting import violation_message
 from shared.slo.local_scheduler import next_tick, summarize
 from shared.slo.slack_sink import render
@@ -129,23 +130,22 @@ def test_local_scheduler_calls_periodically_and_stops_on_sigterm(
     monitor_endpoint: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     url, calls = monitor_endpoint
-    log = tmp_path / "scheduler.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.slo.local_scheduler", "--url", url,
-             "--interval", "0.3", "--now"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+    scheduler = procs.spawn(
+        "scheduler",
+        [sys.executable, "-m", "shared.slo.local_scheduler", "--url", url,
+         "--interval", "0.3", "--now"],
+        port=None, log_dir=tmp_path, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
         while len(calls) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(calls) >= 3
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(10) == 0
+        os.killpg(scheduler.pid, signal.SIGTERM)
+        assert scheduler.proc.wait(10) == 0
     finally:
-        services.stop_group(proc)  # type: ignore[arg-type]
+        scheduler.stop()
+    log = scheduler.log
     lines = log.read_text().splitlines()
     assert lines[-1] == "local scheduler: stopped"
     runs = [line for line in lines if " slo_monitor HTTP 200 | 4 SLOs" in line]
