@@ -1,10 +1,17 @@
-"""A tiny HTTP service the local stack's chaos_proxy forwards to (``demo`` and ``local-llm``).
+"""A tiny HTTP service the local stack's chaos_proxy forwards to: the stand-in upstreams.
 
 Routes (every answer is JSON, HTTP/1.1 with keep-alive):
 
 - ``GET /health``: ``{"ok": true}``.
 - ``POST /llm/v1/chat/completions``: a minimal OpenAI-style chat completion echoing the last user
-  message, so ``chaos_proxy/local-llm/v1/chat/completions`` behaves like an LLM API.
+  message, so ``chaos_proxy/local-llm/v1/chat/completions`` (and ``llm``) behaves like an LLM API.
+- ``POST /neo4j/db/neo4j/tx/commit``: the Neo4j stand-in (upstream ``neo4j``). It speaks Neo4j's
+  HTTP transaction API but runs no Cypher: whatever the statement, it answers the facts
+  (``topic, relation, object`` rows) of the topics of :data:`KNOWLEDGE` named in the statement's
+  ``$question`` parameter. Deterministic: the same question always gets the same rows.
+- ``POST /insights/deliveries``: the insights sink (upstream ``insights``): accepts
+  ``{"insight": {...}, ...}``, counts it, and says ``duplicate`` for a repeated
+  ``Idempotency-Key``. ``GET /insights/deliveries``: how many were accepted, the last ids.
 - anything else: an echo of the request (method, path, query, selected headers, body size).
   ``?status=<100..599>`` answers with that status and ``?sleep_ms=<0..10000>`` waits first, so the
   upstream itself can be slow or failing.
@@ -21,14 +28,32 @@ import signal
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from types import FrameType
-from typing import Any
+from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 
 HOST = "127.0.0.1"
 MAX_SLEEP_MS = 10_000
 MAX_BODY = 1 << 20
 ECHOED_HEADERS = ("user-agent", "x-forwarded-for", "traceparent", "x-cloud-trace-context")
+NEO4J_PATH = "/neo4j/db/neo4j/tx/commit"
+INSIGHTS_PATH = "/insights/deliveries"
+#: Idempotency keys the sink remembers (oldest forgotten first).
+REMEMBERED_KEYS = 10_000
+
+#: The stand-in knowledge graph: topic -> (relation, object) edges.
+KNOWLEDGE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "Neo4j": (("IS_A", "graph database"), ("QUERIED_WITH", "Cypher")),
+    "Cypher": (("IS_A", "query language"), ("USED_BY", "Neo4j")),
+    "Firestore": (("IS_A", "document database"), ("RUNS_ON", "Google Cloud")),
+    "Cloud Functions": (("IS_A", "serverless platform"), ("SCALES_TO", "zero instances")),
+    "circuit breaker": (("PROTECTS", "callers from a failing dependency"), ("HAS_STATE", "open")),
+    "retry": (("NEEDS", "backoff with jitter"), ("HANDLES", "transient failures")),
+    "cache": (("SERVES", "stale answers when the source fails"), ("HAS", "a TTL")),
+    "LLM": (("IS_A", "large language model"), ("FALLS_BACK_TO", "a smaller model")),
+    "SLO": (("MEASURES", "what users see"), ("HAS", "an error budget")),
+}
 
 
 class BadRequest(ValueError):
@@ -76,6 +101,60 @@ def chat_completion(body: bytes) -> tuple[int, dict[str, Any]]:
     }
 
 
+def graph_facts(body: bytes) -> tuple[int, dict[str, Any]]:
+    """A Neo4j HTTP API answer: the facts of each topic named in ``$question`` (400: malformed)."""
+    try:
+        request = json.loads(body or b"null")
+        question = str(request["statements"][0]["parameters"]["question"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        error = {
+            "code": "Neo.ClientError.Request.Invalid",
+            "message": "body must be {statements: [{statement, parameters: {question}}]}",
+        }
+        return 400, {"results": [], "errors": [error]}
+    lowered = question.lower()
+    rows = [
+        {"row": [topic, relation, obj], "meta": [None, None, None]}
+        for topic, edges in KNOWLEDGE.items()
+        if topic.lower() in lowered
+        for relation, obj in edges
+    ]
+    columns = ["topic", "relation", "object"]
+    return 200, {"results": [{"columns": columns, "data": rows}], "errors": []}
+
+
+class InsightsSink:
+    """What the insights sink accepted: a count and the remembered idempotency keys."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: OrderedDict[str, str] = OrderedDict()
+        self.accepted = 0
+
+    def accept(self, body: bytes, key: str | None) -> tuple[int, dict[str, Any]]:
+        try:
+            document = json.loads(body or b"null")
+            insight = document["insight"]
+        except (ValueError, KeyError, TypeError):
+            insight = None
+        if not isinstance(insight, dict) or not insight:
+            return 400, {"error": "body must be JSON with a non-empty insight object"}
+        with self._lock:
+            if key and key in self._keys:
+                return 200, {"accepted": True, "id": self._keys[key], "duplicate": True}
+            self.accepted += 1
+            delivery = f"ins-{self.accepted}"
+            if key:
+                self._keys[key] = delivery
+                if len(self._keys) > REMEMBERED_KEYS:
+                    self._keys.popitem(last=False)
+        return 200, {"accepted": True, "id": delivery, "duplicate": False}
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {"accepted": self.accepted, "last": list(self._keys.values())[-20:]}
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "local-upstream/1"
@@ -111,6 +190,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if url.path == "/llm/v1/chat/completions" and self.command == "POST":
                 self._send(*chat_completion(body))
                 return
+            if url.path == NEO4J_PATH and self.command == "POST":
+                self._send(*graph_facts(body))
+                return
+            if url.path == INSIGHTS_PATH and self.command in ("POST", "GET"):
+                sink = cast(Server, self.server).insights
+                if self.command == "GET":
+                    self._send(200, sink.summary())
+                else:
+                    self._send(*sink.accept(body, self.headers.get("Idempotency-Key")))
+                return
             query = parse_qs(url.query, keep_blank_values=True)
             sleep_ms = _int_param(query, "sleep_ms", 0, MAX_SLEEP_MS, 0)
             status = _int_param(query, "status", 200, 599, 200)
@@ -138,6 +227,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], handler: type[Handler]) -> None:
+        super().__init__(address, handler)
+        self.insights = InsightsSink()
 
 
 def serve(port: int) -> Server:

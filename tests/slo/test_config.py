@@ -58,9 +58,9 @@ def test_shipped_file_has_the_seed_slos() -> None:
 def test_local_file_maps_local_functions_to_the_seed_slos() -> None:
     config = load_config(ROOT / "config" / "slos.local.yaml")
     queries = {s.name: s.query for s in config.slos}
-    assert queries["graphAsk-latency"] == LocalQuery(("chaos_delay",))
-    assert queries["insights-delivery"] == LocalQuery(("chaos_proxy",))
-    assert queries["general-errors"] == LocalQuery(("chaos_delay", "chaos_proxy"))
+    assert queries["graphAsk-latency"] == LocalQuery(("graphAsk",))
+    assert queries["insights-delivery"] == LocalQuery(("insights",))
+    assert queries["general-errors"] == LocalQuery(("graphAsk", "insights"))
     assert {s.backend for s in config.slos} == {"local"}
 
 

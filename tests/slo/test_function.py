@@ -48,9 +48,9 @@ def test_function_end_to_end_on_the_local_stack(
     now = away_from_a_boundary()
     end = now - now % 300
     store = LocalStore(db)
-    # chaos_delay (graphAsk): slow and failing; chaos_proxy (insights): healthy.
-    traffic(store, "chaos_delay", start=end - 290, end=end - 10, count=200, errors=20, slow=40)
-    traffic(store, "chaos_proxy", start=end - 290, end=end - 10, count=200)
+    # graphAsk: slow and failing; insights: healthy.
+    traffic(store, "graphAsk", start=end - 290, end=end - 10, count=200, errors=20, slow=40)
+    traffic(store, "insights", start=end - 290, end=end - 10, count=200)
 
     app = client()
     response = app.post("/")

@@ -1,0 +1,1 @@
+"""Reference products built on ``shared``: systems under test for the chaos playbooks."""
