@@ -3,6 +3,7 @@ bookkeeping stays consistent under contention."""
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import random
 import threading
@@ -24,7 +25,11 @@ NAP = 0.1
 
 
 def run_threads(n: int, target: Callable[[int], Any]) -> float:
-    """Start ``n`` threads together on ``target(i)``; seconds until all finished."""
+    """Start ``n`` threads together on ``target(i)``; seconds until all finished.
+
+    Each thread runs in a copy of the caller's context, so the event hooks the test chose
+    (``events.use_hooks``, a context variable) receive the threads' events too.
+    """
     barrier = threading.Barrier(n + 1)
     errors: list[BaseException] = []
 
@@ -35,7 +40,9 @@ def run_threads(n: int, target: Callable[[int], Any]) -> float:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(n)]
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(body, i)) for i in range(n)
+    ]
     for t in threads:
         t.start()
     barrier.wait()
