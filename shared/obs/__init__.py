@@ -1,40 +1,45 @@
 """Observability for every function: structured logs, PII masking, traces, request records.
 
-``observed`` and ``json_error`` live in :mod:`shared.obs.http`, which imports flask; they and the
-latency percentiles are loaded on first access so that ``import shared.obs`` stays cheap for code
-that only logs.
+Names are imported from their module on first use (:mod:`shared.lazy`), so ``import shared.obs``
+stays cheap for code that only logs: ``observed`` and ``json_error`` bring in flask.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from shared.obs.logging import (
-    CloudLoggingFormatter,
-    PiiFilter,
-    setup_logging,
-    teardown_logging,
-    use_function,
-)
-from shared.obs.pii import mask, mask_value
-from shared.obs.requests import (
-    INJECTED_HEADER,
-    RequestRecord,
-    RequestSink,
-    add_request_sink,
-    publish_request,
-    remove_request_sink,
-    request_sinks,
-    use_request_sinks,
-)
-from shared.obs.trace import ObsError, TraceContext, current_trace, use_trace
+from shared.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from shared.obs.batching import BatchingSink, BatchWriter, SinkStats
+    from shared.obs.errors import ObsError
     from shared.obs.http import json_error, observed
+    from shared.obs.logging import (
+        CloudLoggingFormatter,
+        PiiFilter,
+        mask_record,
+        setup_logging,
+        teardown_logging,
+        use_function,
+    )
     from shared.obs.percentiles import LatencySummary, LatencyWindow, percentile, summarize
+    from shared.obs.pii import mask, mask_value
+    from shared.obs.requests import (
+        INJECTED_HEADER,
+        RequestRecord,
+        RequestSink,
+        add_request_sink,
+        publish_request,
+        remove_request_sink,
+        request_sinks,
+        use_request_sinks,
+    )
+    from shared.obs.trace import TraceContext, current_trace, use_trace
 
 __all__ = [
     "INJECTED_HEADER",
+    "BatchWriter",
+    "BatchingSink",
     "CloudLoggingFormatter",
     "LatencySummary",
     "LatencyWindow",
@@ -42,11 +47,13 @@ __all__ = [
     "PiiFilter",
     "RequestRecord",
     "RequestSink",
+    "SinkStats",
     "TraceContext",
     "add_request_sink",
     "current_trace",
     "json_error",
     "mask",
+    "mask_record",
     "mask_value",
     "observed",
     "percentile",
@@ -61,21 +68,37 @@ __all__ = [
     "use_trace",
 ]
 
-# name -> module that defines it, imported on first access.
-_LAZY = {
-    "observed": "shared.obs.http",
-    "json_error": "shared.obs.http",
-    "LatencySummary": "shared.obs.percentiles",
-    "LatencyWindow": "shared.obs.percentiles",
-    "percentile": "shared.obs.percentiles",
-    "summarize": "shared.obs.percentiles",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        import importlib
-
-        return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "BatchWriter": "batching",
+        "BatchingSink": "batching",
+        "SinkStats": "batching",
+        "ObsError": "errors",
+        "json_error": "http",
+        "observed": "http",
+        "CloudLoggingFormatter": "logging",
+        "PiiFilter": "logging",
+        "mask_record": "logging",
+        "setup_logging": "logging",
+        "teardown_logging": "logging",
+        "use_function": "logging",
+        "LatencySummary": "percentiles",
+        "LatencyWindow": "percentiles",
+        "percentile": "percentiles",
+        "summarize": "percentiles",
+        "mask": "pii",
+        "mask_value": "pii",
+        "INJECTED_HEADER": "requests",
+        "RequestRecord": "requests",
+        "RequestSink": "requests",
+        "add_request_sink": "requests",
+        "publish_request": "requests",
+        "remove_request_sink": "requests",
+        "request_sinks": "requests",
+        "use_request_sinks": "requests",
+        "TraceContext": "trace",
+        "current_trace": "trace",
+        "use_trace": "trace",
+    },
+)

@@ -12,8 +12,6 @@ import contextlib
 import datetime
 import json
 import logging
-import math
-import os
 import sys
 import threading
 import traceback
@@ -21,21 +19,19 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import IO, Any
 
-from shared.obs.environ import env_memo
+from shared.obs.errors import ObsError
 from shared.obs.pii import mask, mask_value
-from shared.obs.trace import ObsError, current_trace, project_id
-
-# project_id() as of the current environment, without two os.environ look-ups per record.
-_project_id = env_memo(project_id)
+from shared.obs.trace import current_trace
+from shared.settings import Env
 
 JSON_FIELDS = "json_fields"
 """The ``extra`` key whose dict is merged into the JSON entry (as google-cloud-logging does)."""
 
-MASKED_FLAG = "_obs_pii_masked"
-"""Set on a record once it is masked; :func:`mask_record` leaves such a record as it is. Code that
-builds a record already masked (``extra={MASKED_FLAG: True}``) must mask exactly what
-:func:`mask_record` would have: see ``shared.obs.http._log_request``."""
-_MASKED_FLAG = MASKED_FLAG
+# The record attribute mask_record sets once it has masked a record, so the handler's filter and
+# the formatter do not mask it twice. Its value is this private object: no caller can mark a
+# record as masked (``extra={"_obs_pii_masked": True}`` is just another field, and masked).
+_MASKED_ATTR = "_obs_pii_masked"
+_MASKED = object()
 _LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(
@@ -45,7 +41,7 @@ _RECORD_ATTRS = frozenset(
         "asctime",
         "taskName",
         JSON_FIELDS,
-        _MASKED_FLAG,
+        _MASKED_ATTR,
     }
 )
 # Keys of the entry itself; json_fields and extras may not overwrite them.
@@ -83,8 +79,12 @@ def _format_exception(record: logging.LogRecord) -> str:
 
 
 def mask_record(record: logging.LogRecord) -> None:
-    """Mask ``record`` in place (once): message with its args, extras, exception and stack text."""
-    if getattr(record, _MASKED_FLAG, False):
+    """Mask ``record`` in place (once): message with its args, extras, exception and stack text.
+
+    The one masking path of every log line: the handler's :class:`PiiFilter` and the formatter
+    both call it, whoever built the record.
+    """
+    if record.__dict__.get(_MASKED_ATTR) is _MASKED:
         return
     try:
         message = record.getMessage()
@@ -100,7 +100,7 @@ def mask_record(record: logging.LogRecord) -> None:
     for key, value in list(record.__dict__.items()):
         if key == JSON_FIELDS or key not in _RECORD_ATTRS:
             record.__dict__[key] = mask_value(value)
-    setattr(record, _MASKED_FLAG, True)
+    record.__dict__[_MASKED_ATTR] = _MASKED
 
 
 class PiiFilter(logging.Filter):
@@ -123,32 +123,10 @@ def _severity(levelno: int) -> str:
     return "DEBUG" if levelno >= logging.DEBUG else "DEFAULT"
 
 
-# The formatted date and time of the last whole second seen: records come in bursts within the
-# same second, and only the microseconds differ. One tuple, replaced atomically.
-_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
-
-
 def _rfc3339(epoch: float) -> str:
-    """``epoch`` as RFC 3339 UTC with microseconds, ``2026-11-26T14:07:03.123456Z``.
-
-    The same text as ``datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")``
-    with ``Z`` for ``+00:00``, including its rounding (half to even, on the fraction of the second
-    scaled to microseconds); the date and time of day are formatted once per second.
-    """
-    global _last_second
-    fraction, whole = math.modf(epoch)
-    seconds = int(whole)
-    micros = round(fraction * 1e6)
-    if micros >= 1_000_000:
-        seconds, micros = seconds + 1, micros - 1_000_000
-    elif micros < 0:
-        seconds, micros = seconds - 1, micros + 1_000_000
-    cached, prefix = _last_second
-    if cached != seconds:
-        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-        prefix = moment.isoformat(timespec="seconds")[: -len("+00:00")]
-        _last_second = (seconds, prefix)
-    return f"{prefix}.{micros:06d}Z"
+    """``epoch`` as RFC 3339 UTC with microseconds, ``2026-11-26T14:07:03.123456Z``."""
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _json_default(value: object) -> object:
@@ -165,12 +143,23 @@ _ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
 
 
 class CloudLoggingFormatter(logging.Formatter):
-    """Formats a record as one line of Cloud Logging structured JSON (masked if not yet)."""
+    """Formats a record as one line of Cloud Logging structured JSON (masked if not yet).
 
-    def __init__(self, function: str | None = None, labels: Mapping[str, str] | None = None):
+    ``project`` qualifies trace ids (``projects/<project>/traces/<id>``); without one the trace
+    field is the bare id.
+    """
+
+    def __init__(
+        self,
+        function: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        *,
+        project: str | None = None,
+    ):
         super().__init__()
         self.function = function
         self.labels = dict(labels or {})
+        self.project = project
 
     def format(self, record: logging.LogRecord) -> str:
         mask_record(record)
@@ -191,7 +180,7 @@ class CloudLoggingFormatter(logging.Formatter):
             entry["logging.googleapis.com/labels"] = labels
         trace = current_trace()
         if trace is not None:
-            entry.update(trace.log_fields(_project_id()))
+            entry.update(trace.log_fields(self.project))
         if record.exc_text:
             entry["stack_trace"] = record.exc_text
             if function:
@@ -291,20 +280,23 @@ def setup_logging(
 ) -> None:
     """Install the JSON handler and the PII filter on the root logger; safe to call again.
 
-    ``level`` defaults to the ``LOG_LEVEL`` environment variable (read now), else INFO. A later
-    call updates the level, and the function label and stream when given; it never adds a second
-    handler. Handlers installed by others are left alone (they still see masked records for
-    anything logged on the root logger itself).
+    Reads, now: ``LOG_LEVEL`` when ``level`` is None (default INFO; a bad value raises
+    :class:`shared.settings.SettingsError` naming it) and the project of trace fields
+    (``GOOGLE_CLOUD_PROJECT``, else ``GCP_PROJECT``). A later call updates the level and project,
+    and the function label and stream when given; it never adds a second handler. Handlers
+    installed by others are left alone (they still see masked records for anything logged on the
+    root logger itself).
     """
-    bad_env: str | None = None
+    env = Env()
     if level is None:
-        env = os.environ.get("LOG_LEVEL", "").strip()
-        try:
-            resolved = parse_level(env) if env else logging.INFO
-        except ObsError:
-            resolved, bad_env = logging.INFO, env
+        levels = ", ".join(_LEVEL_NAMES)
+        resolved = env.parse(
+            "LOG_LEVEL", logging.INFO, parse_level, allowed=f"one of {levels} or a number"
+        )
     else:
         resolved = parse_level(level)
+    project = env.text("GOOGLE_CLOUD_PROJECT") or env.text("GCP_PROJECT")
+    env.check()
     root = logging.getLogger()
     with _setup_lock:
         handler = next((h for h in root.handlers if isinstance(h, _StructuredHandler)), None)
@@ -315,15 +307,13 @@ def setup_logging(
             root.addHandler(handler)
         elif stream is not None:
             handler.use_stream(stream)
-        if function is not None and isinstance(handler.formatter, CloudLoggingFormatter):
-            handler.formatter.function = function
+        if isinstance(handler.formatter, CloudLoggingFormatter):
+            handler.formatter.project = project
+            if function is not None:
+                handler.formatter.function = function
         if not any(isinstance(f, PiiFilter) for f in root.filters):
             root.addFilter(PiiFilter())
         root.setLevel(resolved)
-    if bad_env is not None:
-        logging.getLogger(__name__).warning(
-            "LOG_LEVEL=%r is not a level (%s); using INFO", bad_env, ", ".join(_LEVEL_NAMES)
-        )
 
 
 def teardown_logging() -> None:

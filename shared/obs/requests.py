@@ -1,4 +1,9 @@
-"""Per-request records and the sinks that receive them (SLO store, tests, benchmarks)."""
+"""Per-request records and the sinks that receive them (SLO store, tests, benchmarks).
+
+A sink runs on the request thread, inside the measured request: it must be quick. A sink that
+does I/O (a database, a file) belongs behind :class:`shared.obs.batching.BatchingSink`, which
+queues records and writes them in batches from its own thread.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ class RequestRecord:
 
 
 class RequestSink(Protocol):
-    """Receives every request record; called synchronously before the response is returned."""
+    """Receives every request record; called on the request thread before the response leaves."""
 
     def __call__(self, record: RequestRecord, /) -> None: ...
 
@@ -57,6 +62,13 @@ def remove_request_sink(sink: RequestSink) -> None:
     global _sinks
     with _lock:
         _sinks = tuple(s for s in _sinks if s != sink)
+
+
+def clear_request_sinks() -> None:
+    """Uninstall every sink."""
+    global _sinks
+    with _lock:
+        _sinks = ()
 
 
 def request_sinks() -> tuple[RequestSink, ...]:

@@ -14,29 +14,30 @@ is useful:
 
 An *error*, for the rate, is a status >= 400 (injected failures included).
 
-Environment (read per request by ``@observed`` through :func:`shared.obs.environ.env_memo`, never
-at import; an invalid value is warned about once and the default used):
+Environment (read once per instance, on the first request, through :mod:`shared.settings`; a bad
+value fails that request with a ``SettingsError`` naming the variable and its range):
 
 ``REQUEST_LOG_SAMPLE_RATE``
     Fraction of ordinary successes logged, 0..1 (default 0.01).
 ``REQUEST_LOG_SLOW_MS``
-    Latency in ms from which a request is always logged, >= 0 (default 1000).
+    Latency in ms from which a request is always logged, 0..3600000 (default 1000).
 ``REQUEST_LOG_ERROR_BURST``
     Recent error rate, 0..1, from which every request is logged (default 0.01).
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+
+from shared.obs.errors import ObsError
+from shared.settings import Env
 
 SAMPLE_RATE_ENV: Final = "REQUEST_LOG_SAMPLE_RATE"
 SLOW_MS_ENV: Final = "REQUEST_LOG_SLOW_MS"
@@ -51,11 +52,10 @@ DEFAULT_SLOW_MS: Final = 1000.0
 DEFAULT_ERROR_BURST: Final = 0.01
 DEFAULT_WINDOW_REQUESTS: Final = 200
 DEFAULT_WINDOW_S: Final = 60.0
+MAX_SLOW_MS: Final = 3_600_000.0
 
-logger = logging.getLogger("shared.obs.sampling")
 
-
-class SamplingConfigError(ValueError):
+class SamplingConfigError(ObsError):
     """A sampling setting out of range (the message names the setting and the valid range)."""
 
 
@@ -91,43 +91,13 @@ class SamplingConfig:
             )
 
 
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
-
-
-def _warn_once(name: str, raw: str, why: str, default: float) -> None:
-    with _warned_lock:
-        if (name, raw) in _warned:
-            return
-        _warned.add((name, raw))
-    logger.warning("%s=%r is invalid (%s); using the default %g", name, raw, why, default)
-
-
-def _env_number(
-    environ: Mapping[str, str], name: str, default: float, low: float, high: float
-) -> float:
-    raw = environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        _warn_once(name, raw, "not a number", default)
-        return default
-    if not (low <= value <= high and math.isfinite(value)):  # NaN fails every comparison
-        bounds = f"from {low:g} to {high:g}" if math.isfinite(high) else f">= {low:g}"
-        _warn_once(name, raw, f"must be {bounds}", default)
-        return default
-    return value
-
-
-def config_from_env(environ: Mapping[str, str] | None = None) -> SamplingConfig:
-    """The settings from ``REQUEST_LOG_*`` (see the module docstring); never raises."""
-    env = os.environ if environ is None else environ
+def sampling_from_env(env: Env) -> SamplingConfig:
+    """The settings from ``REQUEST_LOG_*`` (see the module docstring); a bad value is recorded in
+    ``env`` (its ``check()`` raises) and the default used meanwhile."""
     return SamplingConfig(
-        sample_rate=_env_number(env, SAMPLE_RATE_ENV, DEFAULT_SAMPLE_RATE, 0.0, 1.0),
-        slow_ms=_env_number(env, SLOW_MS_ENV, DEFAULT_SLOW_MS, 0.0, math.inf),
-        error_burst=_env_number(env, ERROR_BURST_ENV, DEFAULT_ERROR_BURST, 0.0, 1.0),
+        sample_rate=env.number(SAMPLE_RATE_ENV, DEFAULT_SAMPLE_RATE, low=0.0, high=1.0),
+        slow_ms=env.number(SLOW_MS_ENV, DEFAULT_SLOW_MS, low=0.0, high=MAX_SLOW_MS),
+        error_burst=env.number(ERROR_BURST_ENV, DEFAULT_ERROR_BURST, low=0.0, high=1.0),
     )
 
 

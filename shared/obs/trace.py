@@ -11,16 +11,15 @@ import contextlib
 import os
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
+from shared.obs.errors import ObsError
+
 TRACEPARENT = "traceparent"
 CLOUD_TRACE_HEADER = "X-Cloud-Trace-Context"
-# The WSGI environ keys of both headers (PEP 3333: HTTP_ + upper case, '-' -> '_').
-_TRACEPARENT_KEY = "HTTP_TRACEPARENT"
-_CLOUD_TRACE_KEY = "HTTP_X_CLOUD_TRACE_CONTEXT"
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -31,10 +30,6 @@ _CLOUD_TRACE = re.compile(r"\s*([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=([0-9]+))?
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _MAX_SPAN = 2**64 - 1
-
-
-class ObsError(ValueError):
-    """The root exception of ``shared.obs``: an invalid argument (the message lists valid ones)."""
 
 
 class HeaderSource(Protocol):
@@ -76,24 +71,7 @@ class TraceContext:
     @classmethod
     def new(cls, *, sampled: bool = False) -> TraceContext:
         """A fresh root context with random ids."""
-        return _valid(_new_trace_id(), _new_span_id(), sampled)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, object]) -> TraceContext:
-        """:meth:`from_headers` of a WSGI request, read straight from its ``environ`` (``HTTP_*``
-        keys), without building a headers view; never raises."""
-        # Most requests carry neither header: test for them before calling any parser.
-        value = environ.get(_TRACEPARENT_KEY)
-        if value is not None:
-            parsed = _parse_traceparent(value if isinstance(value, str) else None)
-            if parsed is not None:
-                return parsed
-        value = environ.get(_CLOUD_TRACE_KEY)
-        if value is not None:
-            parsed = _parse_cloud_trace(value if isinstance(value, str) else None)
-            if parsed is not None:
-                return parsed
-        return _fresh()
+        return cls(_new_trace_id(), _new_span_id(), sampled)
 
     @classmethod
     def from_headers(cls, headers: HeaderSource, *, case_insensitive: bool = False) -> TraceContext:
@@ -109,7 +87,7 @@ class TraceContext:
 
     def child(self) -> TraceContext:
         """A new span of the same trace, e.g. for an outgoing call."""
-        return _valid(self.trace_id, _new_span_id(), self.sampled)
+        return TraceContext(self.trace_id, _new_span_id(), self.sampled)
 
     def to_headers(self) -> dict[str, str]:
         """Both propagation headers, for requests to dependencies."""
@@ -127,33 +105,6 @@ class TraceContext:
             "logging.googleapis.com/spanId": self.span_id,
             "logging.googleapis.com/trace_sampled": self.sampled,
         }
-
-
-# The slots' own setters: what object.__setattr__ reaches on a frozen slots class, without looking
-# the attribute up on the type each time (a context is made on every request).
-_set_trace_id = vars(TraceContext)["trace_id"].__set__
-_set_span_id = vars(TraceContext)["span_id"].__set__
-_set_sampled = vars(TraceContext)["sampled"].__set__
-
-
-def _valid(trace_id: str, span_id: str, sampled: bool) -> TraceContext:
-    """A context of ids already known valid (generated here, or matched and checked by a parser),
-    made without validating them again."""
-    ctx = object.__new__(TraceContext)
-    _set_trace_id(ctx, trace_id)
-    _set_span_id(ctx, span_id)
-    _set_sampled(ctx, sampled)
-    return ctx
-
-
-def _fresh() -> TraceContext:
-    """``TraceContext.new()``: both ids from one draw of 24 random bytes (hex of bytes is about
-    twice as fast as formatting a 192-bit integer)."""
-    ids = _random.randbytes(24).hex()
-    trace_id, span_id = ids[:32], ids[32:]
-    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:  # one chance in 2**64: draw again
-        return _valid(_new_trace_id(), _new_span_id(), False)
-    return _valid(trace_id, span_id, False)
 
 
 def _header(headers: HeaderSource, name: str, case_insensitive: bool = False) -> str | None:
@@ -179,7 +130,7 @@ def _parse_traceparent(value: str | None) -> TraceContext | None:
     trace_id, span_id = trace_id.lower(), span_id.lower()
     if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
-    return _valid(trace_id, span_id, bool(int(flags, 16) & 1))
+    return TraceContext(trace_id, span_id, bool(int(flags, 16) & 1))
 
 
 def _parse_cloud_trace(value: str | None) -> TraceContext | None:
@@ -196,7 +147,7 @@ def _parse_cloud_trace(value: str | None) -> TraceContext | None:
     # A missing or out-of-range span keeps the trace: the logs still group under it.
     span_id = f"{span_number:016x}" if 0 < span_number <= _MAX_SPAN else _new_span_id()
     sampled = option is not None and bool(int(option) & 1)
-    return _valid(trace_id, span_id, sampled)
+    return TraceContext(trace_id, span_id, sampled)
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("shared_obs_trace", default=None)

@@ -1,7 +1,7 @@
 """A SQLite store of request records: the local stand-in for Cloud Monitoring.
 
 Every local function (run by functions-framework, one process each) appends one row per request
-through :func:`sink_from_env` (wired by ``shared.obs.observed`` when ``LOCAL_METRICS_DB`` is set);
+through :func:`batch_writer_from_env` (named by ``REQUEST_SINK`` in the local stack's environment);
 the ``local`` SLI backend reads them back. WAL mode and a busy timeout make concurrent writers in
 several processes and threads safe; each thread has its own connection.
 
@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -235,3 +235,11 @@ def sink_from_env(environ: Mapping[str, str] | None = None) -> SqliteRequestSink
         if sink is None:
             sink = _sinks[path] = SqliteRequestSink(LocalStore(path))
         return sink
+
+
+def batch_writer_from_env() -> Callable[[Sequence[RequestRecordLike]], None] | None:
+    """``LOCAL_METRICS_DB``'s store as the batch writer of ``shared.obs``'s request sink (the
+    local stack sets ``REQUEST_SINK=shared.slo.local_store:batch_writer_from_env``): one
+    transaction per batch, written off the request thread; None when the variable is unset."""
+    sink = sink_from_env()
+    return None if sink is None else sink.store.append_many

@@ -5,23 +5,26 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import pathlib
 import re
+import sqlite3
 import sys
+import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
-from shared.obs import http as obs_http
 from shared.obs.http import json_error
+from shared.obs.instance import request_settings
 from shared.obs.logging import setup_logging, teardown_logging
 from shared.obs.requests import RequestRecord, request_sinks, use_request_sinks
+from shared.obs.sink_factory import configured_sink
 from shared.obs.trace import TraceContext, use_trace
+from shared.settings import SettingsError, reset_settings
 
 SOURCE = str(pathlib.Path(__file__).parent / "fixtures" / "obs_app.py")
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -34,18 +37,16 @@ def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """Structured logs into a buffer, project ``demo``; global state restored afterwards."""
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo")
     monkeypatch.delenv("LOG_LEVEL", raising=False)
-    monkeypatch.delenv("LOCAL_METRICS_DB", raising=False)
+    monkeypatch.delenv("REQUEST_SINK", raising=False)
     # These tests look at the log line of every request: no sampling.
     monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "1")
     root = logging.getLogger()
     level = root.level
     teardown_logging()
-    obs_http.reset_local_sink()
     buffer = io.StringIO()
     setup_logging(stream=buffer)
     yield buffer
     teardown_logging()
-    obs_http.reset_local_sink()
     root.setLevel(level)
 
 
@@ -186,11 +187,14 @@ def test_sampled_out_successes_still_reach_the_sinks(
     assert len(records) == 20
     monkeypatch.setenv("REQUEST_LOG_SLOW_MS", "0")  # every request is now slow: all logged
     ok.get("/")
+    assert len(request_entries(stream)) == 0  # settings are read once per instance...
+    reset_settings()  # ...until the instance restarts
+    ok.get("/")
     assert len(request_entries(stream)) == 1
     # A failure is logged whatever the sample rate.
     assert client("injected").get("/").status_code == 503
     assert [e["httpRequest"]["status"] for e in request_entries(stream)] == [200, 503]
-    assert len(records) == 22
+    assert len(records) == 23
 
 
 def test_real_5xx_is_logged_at_error(stream: io.StringIO, records: list[RequestRecord]) -> None:
@@ -274,73 +278,116 @@ def test_a_raising_sink_does_not_break_the_response(stream: io.StringIO) -> None
     assert "OSError: disk full" in failures[0]["stack_trace"]
 
 
-def test_local_metrics_sink_is_installed_from_the_environment(
+class FakeStore:
+    """A batch writer that records each batch and the thread that wrote it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[RequestRecord]] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, records: Sequence[RequestRecord]) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.batches.append(list(records))
+
+
+@pytest.fixture
+def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
+    """``REQUEST_SINK`` naming a factory of a :class:`FakeStore` in a module of its own."""
+    store = FakeStore()
+    module = types.ModuleType("tests_obs_fake_store")
+    module.make = lambda: store  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tests_obs_fake_store", module)
+    monkeypatch.setenv("REQUEST_SINK", "tests_obs_fake_store:make")
+    return store
+
+
+def test_the_store_named_by_request_sink_gets_every_record_off_the_request_thread(
+    stream: io.StringIO, fake_store: FakeStore
+) -> None:
+    app = client("ok")
+    for _ in range(5):
+        assert app.get("/").status_code == 200
+    sink = configured_sink()
+    assert sink is not None
+    assert request_sinks() == (sink,)
+    assert sink.flush(5.0)
+    written = [r for batch in fake_store.batches for r in batch]
+    assert [r.function for r in written] == ["obs_ok"] * 5
+    assert fake_store.threads == {"request-sink tests_obs_fake_store:make"}
+    assert sink.stats().dropped == 0
+
+
+def test_the_local_sqlite_store_is_fed_through_its_batch_writer(
     stream: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
 ) -> None:
-    stored: list[RequestRecord] = []
-    fake = types.ModuleType("shared.slo.local_store")
-    fake.sink_from_env = lambda: stored.append  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "shared.slo.local_store", fake)
-    monkeypatch.setenv("LOCAL_METRICS_DB", str(tmp_path / "metrics.db"))
-    with use_request_sinks():
-        app = client("ok")
-        app.get("/")
-        app.get("/")
-        assert len(request_sinks()) == 1
-    assert [r.function for r in stored] == ["obs_ok", "obs_ok"]
+    db = tmp_path / "metrics.db"
+    monkeypatch.setenv("LOCAL_METRICS_DB", str(db))
+    monkeypatch.setenv("REQUEST_SINK", "shared.slo.local_store:batch_writer_from_env")
+    app = client("ok")
+    for _ in range(30):
+        assert app.get("/u/010-1234-5678").status_code == 200
+    sink = configured_sink()
+    assert sink is not None
+    assert sink.flush(10.0)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT function, path, status FROM requests").fetchall()
+    assert rows == [("obs_ok", "/u/[PHONE]", 200)] * 30
 
 
-def test_local_metrics_sink_follows_the_variable(
-    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
-) -> None:
-    made: dict[str, list[RequestRecord]] = {}
-
-    def sink_from_env() -> Any:
-        return made.setdefault(os.environ["LOCAL_METRICS_DB"], []).append
-
-    fake = types.ModuleType("shared.slo.local_store")
-    fake.sink_from_env = sink_from_env  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "shared.slo.local_store", fake)
-    first, second = str(tmp_path / "a.db"), str(tmp_path / "b.db")
-    with use_request_sinks():
-        app = client("ok")
-        monkeypatch.setenv("LOCAL_METRICS_DB", first)
-        app.get("/")
-        monkeypatch.setenv("LOCAL_METRICS_DB", second)
-        app.get("/")
-        app.get("/")
-        monkeypatch.delenv("LOCAL_METRICS_DB")
-        app.get("/")
-        assert request_sinks() == ()
-    with use_request_sinks():  # the sink was dropped by the restore above: it comes back
-        monkeypatch.setenv("LOCAL_METRICS_DB", second)
-        app.get("/")
-        assert len(request_sinks()) == 1
-    assert {path: len(seen) for path, seen in made.items()} == {first: 1, second: 3}
-
-
-def test_local_metrics_import_failure_is_a_warning_not_an_outage(
-    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
-) -> None:
-    monkeypatch.setitem(sys.modules, "shared.slo.local_store", None)
-    monkeypatch.setenv("LOCAL_METRICS_DB", str(tmp_path / "metrics.db"))
-    with use_request_sinks():
-        response = client("ok").get("/")
-        assert request_sinks() == ()
-    assert response.status_code == 200
-    (warning,) = [e for e in entries(stream) if e["severity"] == "WARNING"]
-    assert "LOCAL_METRICS_DB" in warning["message"]
-    assert "shared.slo.local_store" in warning["message"]
-
-
-def test_local_metrics_are_off_without_the_variable(
+def test_a_request_sink_that_does_not_import_is_a_warning_not_an_outage(
     stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "shared.slo.local_store", None)
-    with use_request_sinks():
-        assert client("ok").get("/").status_code == 200
-        assert request_sinks() == ()
+    monkeypatch.setitem(sys.modules, "tests_obs_missing_store", None)
+    monkeypatch.setenv("REQUEST_SINK", "tests_obs_missing_store:make")
+    app = client("ok")
+    assert app.get("/").status_code == 200
+    assert app.get("/").status_code == 200
+    assert request_sinks() == ()
+    (warning,) = [e for e in entries(stream) if e["severity"] == "WARNING"]
+    assert "REQUEST_SINK=tests_obs_missing_store:make" in warning["message"]
+
+
+def test_no_request_sink_without_the_variable(stream: io.StringIO) -> None:
+    assert client("ok").get("/").status_code == 200
+    assert request_sinks() == ()
     assert not [e for e in entries(stream) if e["severity"] == "WARNING"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("REQUEST_SINK", "shared.slo.local_store", "package.module:callable"),
+        ("REQUEST_SINK", "a:b:c", "package.module:callable"),
+        ("REQUEST_LOG_SAMPLE_RATE", "often", "a number from 0 to 1"),
+        ("REQUEST_LOG_SLOW_MS", "-5", "a number from 0 to 3.6e+06"),
+    ],
+)
+def test_a_bad_setting_fails_the_first_request_naming_the_variable(
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch, name: str, value: str, allowed: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        request_settings()
+    (problem,) = caught.value.problems
+    assert (problem.name, problem.value) == (name, value)
+    assert allowed in problem.allowed
+    assert client("ok").get("/").status_code == 500
+    monkeypatch.delenv(name)
+    reset_settings()
+    assert client("ok").get("/").status_code == 200
+
+
+def test_settings_are_read_once_per_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "0.5")
+    assert request_settings().sampling.sample_rate == 0.5
+    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "1")
+    assert request_settings().sampling.sample_rate == 0.5
+    reset_settings()
+    assert request_settings().sampling.sample_rate == 1.0
+    monkeypatch.delenv("REQUEST_LOG_SAMPLE_RATE")
+    reset_settings()
+    assert request_settings().sampling.sample_rate == 0.01
+    assert request_settings().sink is None
 
 
 def test_observed_installs_structured_logging_once(
@@ -354,94 +401,18 @@ def test_observed_installs_structured_logging_once(
     assert len(request_entries(stream)) == 3
 
 
-@pytest.mark.parametrize("debug", [False, True])
-@pytest.mark.parametrize(
-    ("headers", "injected"),
-    [({}, False), ({"Cache-Control": "no-store"}, False), ({"X-Chaos-Injected": "true"}, True),
-     ({"x-chaos-injected": " TRUE "}, True), ({"X-Chaos-Injected": "no"}, False),
-     ({"Content-Type": "application/problem+json"}, False),
-     ({"Cache-Control": "no-store", "cache-control": "no-cache"}, False),
-     ({"X-Trace-Id": "theirs"}, False)],
-)  # fmt: skip
-def test_direct_json_response_matches_flask(
-    headers: dict[str, str], injected: bool, debug: bool
-) -> None:
-    # The (dict, status, headers) fast path must answer exactly what flask.make_response would.
+def test_the_trace_header_replaces_one_the_handler_set(stream: io.StringIO) -> None:
     import flask
 
-    app = flask.Flask("direct")
-    app.debug = debug
-    body = {"b": [1, 2], "a": "é", "n": None}
-    with app.test_request_context("/"):
-        fast, flagged = obs_http._make_response((body, 418, dict(headers)), TRACE)
-        slow = flask.make_response((body, 418, dict(headers)))
-    assert flagged is injected
-    assert fast.status == slow.status
-    assert fast.get_data() == slow.get_data()
-    assert fast.headers.getlist("X-Trace-Id") == [TRACE]
-    slow.headers["X-Trace-Id"] = TRACE
-    assert sorted(fast.headers.items()) == sorted(slow.headers.items())
+    app = flask.Flask("own_header")
+    from shared.obs.http import observed
 
-
-def test_other_return_values_still_get_the_trace_header() -> None:
-    import flask
-
-    app = flask.Flask("other")
-    with app.test_request_context("/"):
-        response, flagged = obs_http._make_response(("plain", 201), TRACE)
-        marked, marked_flag = obs_http._make_response(
-            flask.Response("x", headers={"X-Chaos-Injected": "true"}), TRACE
-        )
-    assert (response.status_code, response.headers["X-Trace-Id"], flagged) == (201, TRACE, False)
-    assert (marked.headers["X-Trace-Id"], marked_flag) == (TRACE, True)
-
-
-@pytest.mark.parametrize("sort_keys", [True, False])
-@pytest.mark.parametrize("ensure_ascii", [True, False])
-@pytest.mark.parametrize("compact", [None, True, False])
-def test_direct_json_body_follows_the_providers_settings(
-    sort_keys: bool, ensure_ascii: bool, compact: bool | None
-) -> None:
-    # The cached encoder must write what the provider's dumps would, whatever the app set.
-    import dataclasses
-    import datetime
-    import decimal
-    import uuid
-
-    import flask
-
-    @dataclasses.dataclass
-    class Point:
-        x: int
-
-    app = flask.Flask("settings")
-    app.json.sort_keys = sort_keys  # type: ignore[attr-defined]
-    app.json.ensure_ascii = ensure_ascii  # type: ignore[attr-defined]
-    app.json.compact = compact  # type: ignore[attr-defined]
-    body = {
-        "z": "ü 한글",
-        "a": datetime.date(2026, 11, 26),
-        "m": decimal.Decimal("1.50"),
-        "u": uuid.UUID(int=7),
-        "p": Point(3),
-        "n": [None, 1.5, True],
-    }
-    with app.test_request_context("/"):
-        fast, _ = obs_http._make_response((body, 200, {}), TRACE)
-        slow = flask.make_response((body, 200, {}))
-    assert fast.get_data() == slow.get_data()
-
-
-def test_request_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.obs import sampling
-
-    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "0.5")
-    assert obs_http._request_settings()[0].sample_rate == 0.5
-    monkeypatch.setenv("REQUEST_LOG_SAMPLE_RATE", "1")
-    assert obs_http._request_settings()[0].sample_rate == 1.0
-    monkeypatch.delenv("REQUEST_LOG_SAMPLE_RATE")
-    assert obs_http._request_settings()[0].sample_rate == sampling.DEFAULT_SAMPLE_RATE
-    monkeypatch.setenv("LOCAL_METRICS_DB", "/tmp/x.db")
-    assert obs_http._request_settings()[1] == "/tmp/x.db"
-    monkeypatch.delenv("LOCAL_METRICS_DB")
-    assert obs_http._request_settings()[1] is None
+    handler = observed("obs_own_header")(
+        lambda request: ({"a": 1}, 201, {"X-Trace-Id": "theirs", "Cache-Control": "no-store"})
+    )
+    with app.test_request_context("/", headers={"traceparent": TRACEPARENT}):
+        response = handler(flask.request)
+    assert response.status_code == 201
+    assert response.headers.getlist("X-Trace-Id") == [TRACE]
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.get_json() == {"a": 1}

@@ -22,6 +22,7 @@ from shared.obs.logging import (
 )
 from shared.obs.trace import ObsError, TraceContext, use_trace
 from shared.resilience.events import BreakerStateChanged, LoggingHook
+from shared.settings import SettingsError
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -205,6 +206,7 @@ def test_trace_fields_come_from_the_current_trace(
     with use_trace(TraceContext(TRACE, SPAN, True)):
         log.info("no project")
         monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo")
+        setup_logging("DEBUG")  # the project is read at set-up, once per instance
         log.info("with project")
     log.info("outside")
     bare, full, outside = entries(stream)
@@ -226,6 +228,7 @@ def test_trace_fields_from_either_header_format(
     stream: io.StringIO, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str]
 ) -> None:
     monkeypatch.setenv("GCP_PROJECT", "legacy")
+    setup_logging("DEBUG")
     with use_trace(TraceContext.from_headers(headers)):
         log.info("traced")
     entry = only_entry(stream)
@@ -265,15 +268,28 @@ def test_level_comes_from_log_level_at_call_time(
     assert logging.getLogger().level == logging.INFO
 
 
-def test_invalid_log_level_env_falls_back_to_info_with_a_warning(
+def test_invalid_log_level_env_is_a_settings_error_naming_it(
     stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOG_LEVEL", "LOUD")
-    setup_logging()
-    assert logging.getLogger().level == logging.INFO
+    with pytest.raises(SettingsError) as caught:
+        setup_logging()
+    (problem,) = caught.value.problems
+    assert (problem.name, problem.value) == ("LOG_LEVEL", "LOUD")
+    assert "DEBUG, INFO, WARNING, ERROR, CRITICAL" in problem.allowed
+
+
+def test_a_record_claiming_to_be_masked_is_masked_all_the_same(stream: io.StringIO) -> None:
+    # The request log used to skip the filter with this flag; no caller can skip it now.
+    log.info(
+        "to %s",
+        "kim@example.com",
+        extra={"_obs_pii_masked": True, "json_fields": {"who": "lee@example.com"}},
+    )
     entry = only_entry(stream)
-    assert entry["severity"] == "WARNING"
-    assert "LOUD" in entry["message"]
+    assert entry["message"] == "to [EMAIL]"
+    assert entry["who"] == "[EMAIL]"
+    assert "example.com" not in stream.getvalue()
 
 
 def test_invalid_explicit_level_lists_valid_levels(stream: io.StringIO) -> None:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import threading
 
 import pytest
 
-from shared.obs import sampling
 from shared.obs.sampling import (
     RequestLogSampler,
     SamplingConfig,
     SamplingConfigError,
-    config_from_env,
+    sampling_from_env,
 )
+from shared.settings import Env, SettingsError
+
+
+def config_from_env(environ: dict[str, str]) -> SamplingConfig:
+    env = Env(environ)
+    config = sampling_from_env(env)
+    env.check()
+    return config
 
 
 class Clock:
@@ -33,11 +39,6 @@ def never() -> float:
 
 def quiet(**changes: float) -> SamplingConfig:
     return SamplingConfig(**{"sample_rate": 0.0, **changes})  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def fresh_warnings() -> None:
-    sampling._warned.clear()
 
 
 @pytest.mark.parametrize("status", [500, 503, 404, 429, 302, 304, 100, 444, 499])
@@ -154,22 +155,26 @@ def test_config_from_env_reads_the_three_variables() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "raw", "why"),
+    ("name", "raw", "allowed"),
     [
-        ("REQUEST_LOG_SAMPLE_RATE", "often", "not a number"),
-        ("REQUEST_LOG_SAMPLE_RATE", "2", "must be from 0 to 1"),
-        ("REQUEST_LOG_SLOW_MS", "-5", "must be >= 0"),
-        ("REQUEST_LOG_SLOW_MS", "inf", "must be >= 0"),
-        ("REQUEST_LOG_ERROR_BURST", "nan", "must be from 0 to 1"),
+        ("REQUEST_LOG_SAMPLE_RATE", "often", "a number from 0 to 1"),
+        ("REQUEST_LOG_SAMPLE_RATE", "2", "a number from 0 to 1"),
+        ("REQUEST_LOG_SLOW_MS", "-5", "a number from 0 to 3.6e+06"),
+        ("REQUEST_LOG_SLOW_MS", "inf", "a number from 0 to 3.6e+06"),
+        ("REQUEST_LOG_ERROR_BURST", "nan", "a number from 0 to 1"),
     ],
 )
-def test_an_invalid_variable_warns_once_and_uses_the_default(
-    name: str, raw: str, why: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="shared.obs.sampling")
-    for _ in range(3):
-        assert config_from_env({name: raw}) == SamplingConfig()
-    (warning,) = caplog.records
-    assert name in warning.getMessage()
-    assert why in warning.getMessage()
-    assert "using the default" in warning.getMessage()
+def test_an_invalid_variable_is_named_with_its_range(name: str, raw: str, allowed: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        config_from_env({name: raw})
+    (problem,) = caught.value.problems
+    assert (problem.name, problem.value, problem.allowed) == (name, raw, allowed)
+
+
+def test_every_invalid_variable_is_reported_together() -> None:
+    with pytest.raises(SettingsError) as caught:
+        config_from_env({"REQUEST_LOG_SAMPLE_RATE": "x", "REQUEST_LOG_ERROR_BURST": "2"})
+    assert [p.name for p in caught.value.problems] == [
+        "REQUEST_LOG_SAMPLE_RATE",
+        "REQUEST_LOG_ERROR_BURST",
+    ]
