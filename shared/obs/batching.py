@@ -179,17 +179,15 @@ class BatchingSink:
         try:
             self._write(batch)
         except Exception:  # a broken store must never stop the writer or reach a request
-            with self._done:
-                self._failed += len(batch)
-                self._done.notify_all()
-                now = self._clock()
-                log = now - self._last_failure_log >= _FAILURE_LOG_INTERVAL_S
-                if log:
-                    self._last_failure_log = now
-            if log:
+            now = self._clock()
+            if now - self._last_failure_log >= _FAILURE_LOG_INTERVAL_S:  # only this thread
+                self._last_failure_log = now
                 logger.warning(
                     "%s: could not write %d request records", self._name, len(batch), exc_info=True
                 )
+            with self._done:
+                self._failed += len(batch)
+                self._done.notify_all()
             return
         with self._done:
             self._written += len(batch)
