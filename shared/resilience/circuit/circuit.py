@@ -28,7 +28,6 @@ import functools
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
 import pybreaker
@@ -39,6 +38,7 @@ from shared.resilience.circuit.config import build_config
 from shared.resilience.circuit.exclusion import Exclusion
 from shared.resilience.circuit.outage import Outage
 from shared.resilience.circuit.states import CircuitState, Refused, Ticket, time_left
+from shared.resilience.circuit.stats import BreakerStats
 from shared.resilience.circuit.storage import (
     CLOSED,
     HALF_OPEN,
@@ -54,26 +54,6 @@ __all__ = ["BreakerStats", "Circuit"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerStats:
-    """A snapshot of one circuit. Rates are percentages over the sliding window (None if empty)."""
-
-    name: str
-    state: State
-    consecutive_failures: int
-    half_open_successes: int
-    opened_at: float | None
-    retry_after: float
-    window_calls: int
-    window_failures: int
-    window_slow_calls: int
-    failure_rate: float | None
-    slow_call_rate: float | None
-    probes_in_flight: int
-    storage: str
-    storage_ok: bool
 
 
 class Circuit:
@@ -185,19 +165,19 @@ class Circuit:
             state.release_probe()
         failed = exc is not None and self._exclusion.is_failure(exc)
         try:
-            if self._shared and not self._sync_shared(failed or ticket.probe):
-                return
-            if not self._shared:
-                # Another circuit on this memory storage may have moved it during the call:
-                # adopt its state first (a new state object, so this outcome is then ignored).
-                self._reconcile()
-            if state is self._machine.current:  # else admitted before a transition: the past
+            ready = self._read_before_recording(must_write=failed or ticket.probe)
+            if ready and state is self._machine.current:  # else admitted before a transition
                 state.settle(failed, exc, slow)
         except StorageError as error:
             self._storage_failed(error)
 
-    def _sync_shared(self, must_write: bool) -> bool:
-        """Before recording on a shared storage: read it if there is something to write."""
+    def _read_before_recording(self, must_write: bool) -> bool:
+        """Adopt the stored state before recording; False when there is nothing to record."""
+        if not self._shared:
+            # Another circuit on this memory storage may have moved it during the call: adopt
+            # its state (a new state object, so this outcome is then ignored, as on Redis).
+            self._reconcile()
+            return True
         if self._outage.active():
             return False  # the storage is failing: nowhere to record
         if must_write or self._storage.seen_failures:
@@ -297,30 +277,18 @@ class Circuit:
 
     def _stats(self, ok: bool = True) -> BreakerStats:
         """The stats from one storage read (``ok=False``: the fallback state's, without one)."""
-        storage = self._storage
-        snapshot: Snapshot = (self.config.fallback_state, None, 0)
-        state, retry_after, successes = self.config.fallback_state, self._outage.retry_after(), 0
-        if ok:
-            snapshot = storage.load()
-            state, retry_after = self._meets(snapshot)
-            successes = storage.success_counter if snapshot[0] == HALF_OPEN else 0
-        current = self._machine.current
-        window = current.window
-        return BreakerStats(
-            name=self.name,
-            state=state,
-            consecutive_failures=snapshot[2],
-            half_open_successes=successes,
-            opened_at=snapshot[1],
-            retry_after=retry_after,
-            window_calls=len(window) if window is not None else 0,
-            window_failures=window.failures if window is not None else 0,
-            window_slow_calls=window.slow if window is not None else 0,
-            failure_rate=window.rate(window.failures) if window is not None else None,
-            slow_call_rate=window.rate(window.slow) if window is not None else None,
-            probes_in_flight=current.probes if state == HALF_OPEN else 0,
-            storage=type(storage).__name__,
-            storage_ok=ok,
+        current, storage = self._machine.current, self._storage
+        if not ok:
+            fallback = self.config.fallback_state
+            retry_after = self._outage.retry_after()
+            return BreakerStats.of(
+                self.name, fallback, retry_after, (fallback, None, 0), 0, current, storage, ok
+            )
+        snapshot = storage.load()
+        state, retry_after = self._meets(snapshot)
+        successes = storage.success_counter if snapshot[0] == HALF_OPEN else 0
+        return BreakerStats.of(
+            self.name, state, retry_after, snapshot, successes, current, storage, ok
         )
 
     def __repr__(self) -> str:

@@ -75,8 +75,6 @@ class Machine(Protocol):
 
     def move(self, state: str, reason: str) -> None: ...
 
-    def close(self) -> None: ...
-
 
 def time_left(config: CircuitConfig, now: float, opened_at: float | None) -> float:
     """Seconds until an open period that began at ``opened_at`` ends (<= 0: over)."""
