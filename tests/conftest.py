@@ -10,9 +10,27 @@ from typing import Any
 import pytest
 
 from shared.resilience import events
-from tests import services
+from tests import otel, services
 
 FIRESTORE_PROJECT = "demo-resilience-test"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _telemetry() -> Iterator[None]:
+    """OpenTelemetry's providers, installed once for the session with in-memory capture."""
+    from shared.obs import telemetry
+
+    telemetry.start("tests", span_exporter=otel.SPANS, metric_reader=otel.METRICS, wait=True)
+    yield
+    telemetry.shutdown()
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """The session's span capture, emptied before the test."""
+    otel.SPANS.clear()
+    yield otel
+    otel.SPANS.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,326 @@
+"""OpenTelemetry for every function: providers started on first use, exporters chosen by setting.
+
+Nothing here runs at import. :func:`start` (called by ``@observed`` on a function's first request,
+or by any process that wants telemetry) installs, once per process:
+
+* a ``TracerProvider`` sampling with ``ParentBased(TraceIdRatioBased(TRACE_SAMPLE_RATE))``, so a
+  caller's sampling decision is kept across chaos_proxy and the upstreams;
+* the W3C ``traceparent`` and Google ``X-Cloud-Trace-Context`` propagators, in and out (the
+  ``requests`` instrumentation injects them into every outgoing call);
+* a ``MeterProvider`` exporting every ``TELEMETRY_METRIC_INTERVAL_S``.
+
+The provider is installed synchronously (every request gets a trace id from its first one); the
+exporters and the requests instrumentation, whose imports cost a few hundred milliseconds, are
+attached by a background thread, so a cold start does not wait for them (spans that end before
+they are attached are not exported). ``start(wait=True)`` attaches them before returning.
+
+Exporters (``TELEMETRY_EXPORTER``): ``cloud`` (Cloud Trace and Cloud Monitoring, the default when
+deployed, i.e. ``K_SERVICE`` is set), ``otlp`` (OTLP/HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT``, the
+default when that variable is set), ``file`` (JSON lines appended to ``TELEMETRY_FILE``, the
+default when that is set: the local stack's readable store, see ``python -m shared.obs.traces``),
+``none``. Head sampling cannot know a request's outcome and the SDK has no tail sampling, so an
+unsampled failing request is not traced; its request log line (always written for errors) still
+carries its trace id.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from shared.settings import Env, once
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, Tracer
+
+__all__ = [
+    "Exporter",
+    "TelemetrySettings",
+    "current_span_ids",
+    "extract",
+    "inject",
+    "meter",
+    "settings",
+    "shutdown",
+    "start",
+    "tracer",
+]
+
+Exporter = Literal["cloud", "otlp", "file", "none"]
+EXPORTERS: Final[tuple[str, ...]] = ("auto", "cloud", "otlp", "file", "none")
+
+logger = logging.getLogger("shared.obs.telemetry")
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """The telemetry settings; rates are fractions 0..1, intervals seconds."""
+
+    exporter: Exporter
+    sample_rate: float
+    metric_interval_s: float
+    file: str | None
+    project_id: str | None
+    deployed: bool
+
+
+@once
+def settings() -> TelemetrySettings:
+    """``TELEMETRY_EXPORTER``, ``TRACE_SAMPLE_RATE``, ``TELEMETRY_METRIC_INTERVAL_S``, ...
+
+    ``TRACE_SAMPLE_RATE`` defaults to 1 locally and 0.1 when deployed.
+    """
+    env = Env()
+    deployed = env.raw("K_SERVICE") is not None
+    chosen = env.choice("TELEMETRY_EXPORTER", "auto", EXPORTERS)
+    file = env.text("TELEMETRY_FILE")
+    exporter: Exporter
+    if chosen != "auto":
+        exporter = chosen  # type: ignore[assignment]
+    elif deployed:
+        exporter = "cloud"
+    elif env.raw("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        exporter = "otlp"
+    elif file:
+        exporter = "file"
+    else:
+        exporter = "none"
+    result = TelemetrySettings(
+        exporter=exporter,
+        sample_rate=env.number("TRACE_SAMPLE_RATE", 0.1 if deployed else 1.0, low=0.0, high=1.0),
+        # Cloud Monitoring accepts a point per series at most every 5 s; 60 s keeps cost low.
+        metric_interval_s=env.number("TELEMETRY_METRIC_INTERVAL_S", 60.0, low=5.0, high=3600.0),
+        file=file,
+        project_id=env.text("GOOGLE_CLOUD_PROJECT") or env.text("GCP_PROJECT"),
+        deployed=deployed,
+    )
+    if exporter == "file" and not file:
+        env.problems.append(_file_problem())
+    env.check()
+    return result
+
+
+def _file_problem() -> Any:
+    from shared.settings import Problem
+
+    return Problem("TELEMETRY_FILE", "", "a file path when TELEMETRY_EXPORTER=file")
+
+
+class _State:
+    """What :func:`start` installed in this process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tracer_provider: TracerProvider | None = None
+        self.meter_provider: Any = None
+        self.ready = threading.Event()
+        self.stopped = False
+        self.service = ""
+
+
+_state = _State()
+
+
+def start(
+    service: str,
+    *,
+    wait: bool = False,
+    span_exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
+) -> None:
+    """Install the providers for ``service`` once per process (later calls return at once).
+
+    ``span_exporter``/``metric_reader`` replace the configured exporters (tests pass in-memory
+    ones, with ``wait=True``).
+    """
+    if _installed():
+        if wait:
+            _state.ready.wait(30)
+        return
+    with _state.lock:
+        if _installed():
+            return
+        config = settings()
+        _state.service = service
+        _state.tracer_provider = _install_tracing(service, config)
+    attach = threading.Thread(
+        target=_attach_exporters,
+        args=(config, span_exporter, metric_reader),
+        name="telemetry-start",
+        daemon=True,
+    )
+    attach.start()
+    if wait:
+        attach.join(30)
+
+
+def _installed() -> bool:
+    return _state.tracer_provider is not None
+
+
+def _install_tracing(service: str, config: TelemetrySettings) -> TracerProvider:
+    from opentelemetry import propagate, trace
+    from opentelemetry.propagators.cloud_trace_propagator import CloudTraceFormatPropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    # Later propagators win on extract: a W3C traceparent overrides Google's older header.
+    propagate.set_global_textmap(
+        CompositePropagator([CloudTraceFormatPropagator(), TraceContextTextMapPropagator()])
+    )
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(config.sample_rate)),
+    )
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _attach_exporters(
+    config: TelemetrySettings,
+    span_exporter: SpanExporter | None,
+    metric_reader: MetricReader | None,
+) -> None:
+    try:
+        from opentelemetry import metrics
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        provider = _state.tracer_provider
+        assert provider is not None
+        if span_exporter is not None:
+            provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+        else:
+            exporter = _span_exporter(config)
+            if exporter is not None:
+                provider.add_span_processor(BatchSpanProcessor(exporter))
+        readers = [metric_reader] if metric_reader is not None else _metric_readers(config)
+        meter_provider = MeterProvider(
+            resource=Resource.create({"service.name": _state.service}), metric_readers=readers
+        )
+        metrics.set_meter_provider(meter_provider)
+        _state.meter_provider = meter_provider
+        if not RequestsInstrumentor().is_instrumented_by_opentelemetry:
+            RequestsInstrumentor().instrument()
+        atexit.register(shutdown)
+    except Exception:  # telemetry must never take the function down
+        logger.exception("telemetry exporters could not be started; spans stay local")
+    finally:
+        _state.ready.set()
+
+
+def _span_exporter(config: TelemetrySettings) -> SpanExporter | None:
+    if config.exporter == "cloud":
+        from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
+
+        exporter: SpanExporter = CloudTraceSpanExporter(  # type: ignore[no-untyped-call]
+            project_id=config.project_id
+        )
+        return exporter
+    if config.exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if config.exporter == "file":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(out=_appender(config), formatter=_one_line)
+    return None
+
+
+def _metric_readers(config: TelemetrySettings) -> list[MetricReader]:
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    interval_ms = config.metric_interval_s * 1000
+    if config.exporter == "cloud":
+        from opentelemetry.exporter.cloud_monitoring import CloudMonitoringMetricsExporter
+
+        exporter: Any = CloudMonitoringMetricsExporter(project_id=config.project_id)
+    elif config.exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter()
+    elif config.exporter == "file":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        exporter = ConsoleMetricExporter(out=_appender(config), formatter=_one_line)
+    else:
+        return []
+    return [PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)]
+
+
+def _appender(config: TelemetrySettings) -> Any:
+    # Several processes append to one file: O_APPEND puts each flushed line at the end whole.
+    assert config.file is not None
+    return open(config.file, "a", encoding="utf-8", buffering=1)
+
+
+def _one_line(item: Any) -> str:
+    return str(item.to_json(indent=None)) + "\n"
+
+
+def shutdown() -> None:
+    """Flush and stop the exporters (at exit; a second call does nothing)."""
+    with _state.lock:
+        if _state.stopped:
+            return
+        _state.stopped = True
+    if _state.tracer_provider is not None:
+        _state.tracer_provider.shutdown()
+    if _state.meter_provider is not None:
+        _state.meter_provider.shutdown()
+
+
+def tracer(scope: str) -> Tracer:
+    """A tracer for ``scope``; a no-op one until :func:`start` ran in this process."""
+    from opentelemetry import trace
+
+    return trace.get_tracer(scope)
+
+
+def meter(scope: str) -> Meter:
+    """A meter for ``scope``; its instruments record once :func:`start` attached the exporters."""
+    from opentelemetry import metrics
+
+    return metrics.get_meter(scope)
+
+
+def extract(headers: Mapping[str, str]) -> Any:
+    """The caller's context from ``traceparent`` / ``X-Cloud-Trace-Context`` (empty if none)."""
+    from opentelemetry import propagate
+
+    return propagate.extract(headers)
+
+
+def inject(headers: MutableMapping[str, str]) -> None:
+    """Add the current trace's headers (both formats) to an outgoing request's ``headers``."""
+    from opentelemetry import propagate
+
+    propagate.inject(headers)
+
+
+def current_span_ids(span: Span | None = None) -> tuple[str, str, bool] | None:
+    """``(trace_id, span_id, sampled)`` in hex of ``span`` (default: the current one), or None."""
+    from opentelemetry import trace
+
+    context = (span or trace.get_current_span()).get_span_context()
+    if not context.is_valid:
+        return None
+    return (
+        format(context.trace_id, "032x"),
+        format(context.span_id, "016x"),
+        context.trace_flags.sampled,
+    )
