@@ -8,9 +8,9 @@ that ends in failure counts once toward tripping it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, Unpack
 
-from shared.resilience.retries import retry
+from shared.resilience.retries import RetryOptions, retry
 
 T = TypeVar("T")
 
@@ -27,11 +27,11 @@ def with_breaker(breaker: Breaker, fn: Callable[[], T]) -> T:
 
 
 def with_breaker_and_retry(
-    breaker: Breaker, fn: Callable[[], T], attempts: int = 3, **retry_options: Any
+    breaker: Breaker, fn: Callable[[], T], attempts: int = 3, **retry_options: Unpack[RetryOptions]
 ) -> T:
     """Run ``fn`` with up to ``attempts`` tries inside one call through ``breaker``.
 
-    ``retry_options`` are those of :func:`~shared.resilience.retries.retry` (``base``, ``cap``,
-    ``deadline`` in seconds, ``retry_on``, ``name``, ``clock``).
+    ``retry_options`` are those of :func:`~shared.resilience.retries.retry`
+    (:class:`~shared.resilience.retries.RetryOptions`).
     """
     return breaker.call(lambda: retry(fn, attempts, **retry_options))

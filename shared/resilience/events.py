@@ -2,7 +2,8 @@
 
 Components never log directly: they build a frozen event and call :func:`emit`. The default hooks
 are a :class:`LoggingHook` (one structured log record per event) and the process-wide
-:class:`Metrics` (counters a caller can snapshot). Tests swap hooks with :func:`use_hooks`.
+:class:`Metrics` (counters a caller can snapshot). :func:`use_hooks` chooses other hooks for the
+current context only (a test, a probe), so it never diverts events emitted elsewhere.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -249,43 +251,60 @@ class Metrics:
 
 
 METRICS = Metrics()
-_hooks: tuple[Hook, ...] = (LoggingHook(), METRICS)
+_DEFAULT_HOOKS: tuple[Hook, ...] = (LoggingHook(), METRICS)
+_process_hooks: tuple[Hook, ...] = _DEFAULT_HOOKS
+# Hooks chosen for one context (a test, a probe, a request): None means "the process's hooks".
+# A ContextVar, not a global, so that one caller's use_hooks never diverts another's events.
+_context_hooks: ContextVar[tuple[Hook, ...] | None] = ContextVar("resilience_hooks", default=None)
+
+
+def hooks() -> tuple[Hook, ...]:
+    """The hooks that receive events emitted now, in this context."""
+    chosen = _context_hooks.get()
+    return _process_hooks if chosen is None else chosen
 
 
 def emit(event: Event) -> None:
-    """Send ``event`` to every installed hook; a failing hook never breaks the caller."""
-    for hook in _hooks:
+    """Send ``event`` to every hook of this context; a failing hook never breaks the caller."""
+    chosen = _context_hooks.get()
+    for hook in _process_hooks if chosen is None else chosen:
         try:
             hook(event)
         except Exception:  # observability must not take the call down
             logger.exception("resilience hook %r failed", hook)
 
 
-def hooks() -> tuple[Hook, ...]:
-    """The hooks installed now."""
-    return _hooks
-
-
 def set_hooks(new: Sequence[Hook]) -> tuple[Hook, ...]:
-    """Install ``new`` as the hooks; returns the previous ones."""
-    global _hooks
-    previous, _hooks = _hooks, tuple(new)
+    """Install ``new`` as the process's hooks (for every context that chose none); returns the
+    previous ones."""
+    global _process_hooks
+    previous, _process_hooks = _process_hooks, tuple(new)
     return previous
 
 
 def add_hook(hook: Hook) -> None:
-    """Install one more hook after the current ones."""
-    set_hooks((*_hooks, hook))
+    """Add one more hook to the process's hooks, after the current ones."""
+    set_hooks((*_process_hooks, hook))
 
 
 @contextlib.contextmanager
 def use_hooks(*new: Hook) -> Iterator[None]:
-    """Within the block, send events only to ``new``; restores the previous hooks after."""
-    previous = set_hooks(new)
+    """Within the block, send this context's events only to ``new``; restored after.
+
+    Other threads and tasks keep their hooks. A thread started inside the block begins with an
+    empty context (Python 3.11), so it reports to the process's hooks unless it is run with
+    :func:`contextvars.copy_context` (``threading.Thread(target=copy_context().run, args=(f,))``).
+    """
+    token = _context_hooks.set(tuple(new))
     try:
         yield
     finally:
-        set_hooks(previous)
+        _context_hooks.reset(token)
+
+
+def reset_hooks() -> None:
+    """Back to the default hooks (structured logging and :data:`METRICS`) in this process."""
+    set_hooks(_DEFAULT_HOOKS)
 
 
 class Recorder:

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from shared.resilience import events
-from shared.resilience.clock import Clock
+from shared.resilience.clock import SYSTEM_CLOCK, Clock
 from shared.resilience.compose import Breaker
 from shared.resilience.errors import CircuitOpenError, ConfigError, ResilienceError
 from shared.resilience.llm import DEFAULT_CHAIN, ModelSpec, ModelTable, api_key_for, model_table
 from shared.resilience.llm_providers import Provider, default_providers
-from shared.resilience.retries import retry
+from shared.resilience.retries import RetryPolicy
 from shared.resilience.transient import is_transient, retry_after_of, status_code_of
 
 __all__ = [
@@ -135,7 +135,7 @@ class FallbackChain:
     attempts_per_model: int = 1
     retry_base: float = 0.2
     retry_cap: float = 2.0
-    clock: Clock | None = None
+    clock: Clock = SYSTEM_CLOCK
     environ: Mapping[str, str] | None = None
     prompt_error: Callable[[BaseException], bool] = is_prompt_error
 
@@ -146,7 +146,7 @@ class FallbackChain:
             raise ConfigError(
                 f"attempts_per_model must be an integer >= 1, got {self.attempts_per_model!r}"
             )
-        # Checked here, not by retry() at call time, where it would pass for a model failure.
+        # Checked here, not by RetryPolicy at call time, where it would pass for a model failure.
         if not self.retry_base > 0:
             raise ConfigError(f"retry_base must be > 0 seconds, got {self.retry_base!r}")
         if not self.retry_cap >= self.retry_base:
@@ -216,20 +216,18 @@ class FallbackChain:
             wait = retry_after_of(exc)
             return _worth_retrying(exc) and (wait is None or wait <= self.retry_cap)
 
-        def attempts() -> str:
-            return retry(
-                attempt,
-                self.attempts_per_model,
-                base=self.retry_base,
-                cap=self.retry_cap,
-                retry_on=retry_on,
-                name=breaker_name(spec.name),
-                clock=self.clock,
-            )
-
+        # A policy of its own, not retry()'s memo: retry_on is a new closure on every call.
+        policy = RetryPolicy(
+            self.attempts_per_model,
+            base=self.retry_base,
+            cap=self.retry_cap,
+            retry_on=retry_on,
+            name=breaker_name(spec.name),
+            clock=self.clock,
+        )
         # Breaker outside the retries (as compose.with_breaker_and_retry): one exhausted
         # sequence is one failure, and an open breaker refuses before any request.
-        return circuit.call(attempts)
+        return circuit.call(lambda: policy.call(attempt))
 
 
 def _attempted(model: str, outcome: Outcome, position: int, error: str) -> None:

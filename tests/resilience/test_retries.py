@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+import tenacity
 from google.api_core import exceptions as gexc
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from shared.resilience import events
 from shared.resilience.clock import FakeClock
 from shared.resilience.errors import CircuitOpenError, ConfigError
-from shared.resilience.retries import RetryPolicy, full_jitter, retry, retrying
+from shared.resilience.retries import RetryPolicy, retry, retrying, wait_retry_after
 from shared.resilience.transient import HttpStatusError, is_business_error, is_transient
 
 
@@ -120,27 +121,67 @@ def test_requests_http_error_is_classified_by_its_response_status() -> None:
         assert is_business_error(err) is (not transient)
 
 
-def test_waits_grow_exponentially_with_full_jitter_and_cap() -> None:
+def test_waits_grow_exponentially_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every draw at the top of its range shows the ceiling: base·2ⁿ⁻¹, capped.
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
     clock = FakeClock()
     fn, _ = failing([ConnectionError()] * 6)
-    rng = random.Random(7)
-    retry(fn, 7, base=0.1, cap=0.5, clock=clock, rng=rng)
-    expected_rng = random.Random(7)
-    expected = [expected_rng.uniform(0, min(0.5, 0.1 * 2**n)) for n in range(6)]
-    assert clock.sleeps == pytest.approx(expected)
+    retry(fn, 7, base=0.1, cap=0.5, clock=clock)
+    assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5, 0.5])
 
 
-@given(
-    attempt=st.integers(1, 30),
-    base=st.floats(0.001, 2.0),
-    cap=st.floats(0.001, 60.0),
-    seed=st.integers(0, 2**32 - 1),
+def test_waits_are_full_jitter_between_zero_and_the_ceiling() -> None:
+    clock = FakeClock()
+    fn, _ = failing([ConnectionError()] * 200)
+    retry(fn, 201, base=0.1, cap=0.4, clock=clock)
+    ceilings = [min(0.4, 0.1 * 2**n) for n in range(200)]
+    assert all(0.0 <= w <= c for w, c in zip(clock.sleeps, ceilings, strict=True))
+    late = clock.sleeps[2:]  # all drawn from U(0, 0.4)
+    assert min(late) < 0.1 and max(late) > 0.3  # spread over the range, not a fixed delay
+
+
+def state_after(failure: BaseException | None, attempt: int = 1) -> tenacity.RetryCallState:
+    """A retry state whose attempt ``attempt`` raised ``failure`` (or returned, when None)."""
+    state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+    state.attempt_number = attempt
+    if failure is None:
+        state.set_result("ok")
+    else:
+        state.set_exception((type(failure), failure, None))
+    return state
+
+
+def response_error(status: int, retry_after: str) -> requests.HTTPError:
+    resp = requests.Response()
+    resp.status_code = status
+    resp.headers["Retry-After"] = retry_after
+    return requests.HTTPError(response=resp)
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (HttpStatusError(429, retry_after=2.5), 2.5),  # the peer asks for more: its wish
+        (HttpStatusError(503, retry_after=0.1), 0.3),  # asks for less: the backoff stands
+        (HttpStatusError(503), 0.3),  # says nothing
+        (ConnectionError("reset"), 0.3),
+        (response_error(503, "4"), 4.0),  # a Retry-After header in seconds
+        (response_error(429, "Wed, 21 Oct 2015 07:28:00 GMT"), 0.3),  # a date in the past
+        (response_error(503, "soon"), 0.3),  # unparseable: ignored
+        (None, 0.3),  # no failure at all
+    ],
 )
-def test_full_jitter_is_within_zero_and_the_capped_ceiling(
-    attempt: int, base: float, cap: float, seed: int
+def test_wait_retry_after_is_the_larger_of_backoff_and_the_peers_wish(
+    failure: BaseException | None, expected: float
 ) -> None:
-    wait = full_jitter(attempt, base, cap, random.Random(seed))
-    assert 0.0 <= wait <= min(cap, base * 2 ** (attempt - 1))
+    wait = wait_retry_after(tenacity.wait_fixed(0.3))
+    assert wait(state_after(failure)) == pytest.approx(expected)
+
+
+def test_wait_retry_after_passes_the_state_to_the_backoff_it_raises() -> None:
+    wait = wait_retry_after(tenacity.wait_exponential(multiplier=1, max=60))
+    assert wait(state_after(HttpStatusError(503), attempt=4)) == 8.0
+    assert wait(state_after(HttpStatusError(503, retry_after=10), attempt=4)) == 10.0
 
 
 def test_retry_after_raises_the_wait_to_what_the_peer_asked() -> None:
@@ -249,3 +290,106 @@ def test_policy_object_is_reusable() -> None:
         policy.call(fn)
     assert policy.call(fn) == 5
     assert calls == [3]
+
+
+def test_a_retry_after_past_the_deadline_gives_up_without_waiting() -> None:
+    clock = FakeClock()
+    rec = events.Recorder()
+    fn, calls = failing([HttpStatusError(503, retry_after=30.0)])
+    with events.use_hooks(rec), pytest.raises(HttpStatusError):
+        retry(fn, 5, deadline=10.0, clock=clock, name="slow-peer")
+    assert calls == [1]
+    assert clock.sleeps == []
+    assert [(e.name, e.attempts) for e in rec.of(events.RetryGaveUp)] == [("slow-peer", 1)]
+
+
+def test_each_attempt_is_one_real_call_and_the_last_failure_is_raised_as_is() -> None:
+    """Attempt one is the call that failed, not a replay: every failure is a distinct call."""
+    clock = FakeClock()
+    raised: list[Exception] = []
+
+    def fn() -> None:
+        raised.append(TimeoutError(f"attempt {len(raised) + 1}"))
+        raise raised[-1]
+
+    with pytest.raises(TimeoutError) as info:
+        retry(fn, 3, clock=clock)
+    assert [str(e) for e in raised] == ["attempt 1", "attempt 2", "attempt 3"]
+    assert info.value is raised[-1]
+    assert info.value.__context__ is None  # not chained onto an earlier attempt
+
+
+def test_events_carry_the_attempt_the_wait_and_the_error() -> None:
+    clock = FakeClock()
+    rec = events.Recorder()
+    fn, _ = failing([HttpStatusError(503, retry_after=1.5), ConnectionError("reset")])
+    with events.use_hooks(rec):
+        assert retry(fn, 3, base=0.01, cap=0.01, clock=clock, name="dep") == "ok"
+    scheduled = rec.of(events.RetryScheduled)
+    assert [(e.name, e.attempt) for e in scheduled] == [("dep", 1), ("dep", 2)]
+    assert scheduled[0].wait == 1.5
+    assert [e.wait for e in scheduled] == clock.sleeps
+    assert "503" in scheduled[0].error and "reset" in scheduled[1].error
+    assert rec.of(events.RetryGaveUp) == []
+
+
+def test_gave_up_reports_the_elapsed_seconds_on_the_injected_clock() -> None:
+    clock = FakeClock()
+    rec = events.Recorder()
+
+    def slow_failure() -> None:
+        clock.advance(1.0)
+        raise TimeoutError("slow")
+
+    with events.use_hooks(rec), pytest.raises(TimeoutError):
+        retry(slow_failure, 2, base=0.5, cap=0.5, deadline=30.0, clock=clock)
+    (gave_up,) = rec.of(events.RetryGaveUp)
+    assert gave_up.elapsed == pytest.approx(2.0 + sum(clock.sleeps))
+
+
+def test_retry_and_retrying_share_one_set_of_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # every wait 0.01 s
+    clock = FakeClock()
+    options: dict[str, Any] = {
+        "base": 0.01,
+        "cap": 0.01,
+        "deadline": 0.055,  # attempts at 0, 0.01, ... 0.05; the next would start at 0.06
+        "retry_on": lambda e: isinstance(e, ValueError),
+        "name": "same",
+        "clock": clock,
+    }
+    direct, direct_calls = failing([ValueError("x")] * 100)
+    with pytest.raises(ValueError):
+        retry(direct, 100, **options)
+    inner, decorated_calls = failing([ValueError("x")] * 100)
+    with pytest.raises(ValueError):
+        retrying(100, **options)(inner)()
+    assert direct_calls == decorated_calls == [6]
+    with pytest.raises(ConfigError, match="deadline"):
+        retrying(3, deadline=0)
+
+
+def test_decorated_functions_are_named_after_themselves_in_events() -> None:
+    clock = FakeClock()
+    rec = events.Recorder()
+    errors: list[Exception] = [ConnectionError()]
+
+    @retrying(2, clock=clock)
+    def fetch() -> str:
+        if errors:
+            raise errors.pop()
+        return "ok"
+
+    with events.use_hooks(rec):
+        assert fetch() == "ok"
+    assert [e.name for e in rec.of(events.RetryScheduled)] == [
+        "test_decorated_functions_are_named_after_themselves_in_events.<locals>.fetch"
+    ]
+
+
+def test_retry_on_never_retries_an_interrupt_even_when_asked_to() -> None:
+    errors: list[BaseException] = [ConnectionError(), KeyboardInterrupt()]
+    fn, calls = failing(errors)
+    with pytest.raises(KeyboardInterrupt):
+        retry(fn, 5, retry_on=lambda e: True, clock=FakeClock())
+    assert calls == [2]
