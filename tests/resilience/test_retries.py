@@ -137,7 +137,9 @@ def test_waits_are_full_jitter_between_zero_and_the_ceiling() -> None:
     ceilings = [min(0.4, 0.1 * 2**n) for n in range(200)]
     assert all(0.0 <= w <= c for w, c in zip(clock.sleeps, ceilings, strict=True))
     late = clock.sleeps[2:]  # all drawn from U(0, 0.4)
-    assert min(late) < 0.1 and max(late) > 0.3  # spread over the range, not a fixed delay
+    # Spread over the range, not a fixed delay.
+    assert min(late) < 0.1
+    assert max(late) > 0.3
 
 
 def state_after(failure: BaseException | None, attempt: int = 1) -> tenacity.RetryCallState:
@@ -176,6 +178,21 @@ def test_wait_retry_after_is_the_larger_of_backoff_and_the_peers_wish(
 ) -> None:
     wait = wait_retry_after(tenacity.wait_fixed(0.3))
     assert wait(state_after(failure)) == pytest.approx(expected)
+
+
+@given(
+    attempt=st.integers(1, 40),
+    multiplier=st.floats(0.001, 5.0),
+    cap=st.floats(0.001, 60.0),
+    asked=st.none() | st.floats(0.0, 3600.0),
+)
+def test_wait_retry_after_never_waits_less_than_either_rule(
+    attempt: int, multiplier: float, cap: float, asked: float | None
+) -> None:
+    backoff = tenacity.wait_exponential(multiplier=multiplier, max=cap)
+    state = state_after(HttpStatusError(503, retry_after=asked), attempt=attempt)
+    expected = backoff(state) if asked is None else max(backoff(state), asked)
+    assert wait_retry_after(backoff)(state) == expected
 
 
 def test_wait_retry_after_passes_the_state_to_the_backoff_it_raises() -> None:
@@ -329,7 +346,8 @@ def test_events_carry_the_attempt_the_wait_and_the_error() -> None:
     assert [(e.name, e.attempt) for e in scheduled] == [("dep", 1), ("dep", 2)]
     assert scheduled[0].wait == 1.5
     assert [e.wait for e in scheduled] == clock.sleeps
-    assert "503" in scheduled[0].error and "reset" in scheduled[1].error
+    assert "503" in scheduled[0].error
+    assert "reset" in scheduled[1].error
     assert rec.of(events.RetryGaveUp) == []
 
 
