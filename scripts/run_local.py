@@ -6,7 +6,12 @@ port   process
 8081   chaos_delay   (functions-framework, CHAOS_ENABLED=true, CHAOS_AUTH=none)
 8082   chaos_proxy   (functions-framework; upstreams ``demo`` and ``local-llm``)
 8083   slo_monitor   (functions-framework; reads the request metrics SQLite)
-8084   demo upstream (``scripts.local_upstream``: echo + an OpenAI-style ``local-llm``)
+8084   stand-in upstreams (``scripts.local_upstream``: echo, an OpenAI-style LLM, the Neo4j
+       stand-in, the insights sink); chaos_proxy forwards ``demo``, ``local-llm``, ``llm``,
+       ``neo4j`` and ``insights`` to it
+8085   graph_ask     (the system under test, ``examples/graph_ask``: graph through chaos_proxy
+       ``neo4j``, primary model through ``llm``, fallback model direct, insights through
+       ``insights``)
 8086   Firestore emulator (google-cloud-cli's jar; project ``demo-local``)
 8089   local Slack sink (``shared.slo.slack_sink``: the monitor's alerts land here)
 -      local scheduler (``shared.slo.local_scheduler``: POSTs to slo_monitor every 300 s,
@@ -14,12 +19,16 @@ port   process
 =====  ===========================================================================
 
 Every function records each request into ``.local/metrics.db`` (``LOCAL_METRICS_DB``), which the
-monitor reads. Logs go to ``.local/logs/<process>.log``. After start-up a short demo burst of
-chaos calls runs so the monitor's first run has data. Ctrl-C (or SIGTERM) stops every child by
-process group and exits 0.
+monitor reads (graph_ask's records are named ``graphAsk`` and ``insights``, the seed's SLOs).
+Logs go to ``.local/logs/<process>.log``. After start-up a short demo burst (questions to
+graph_ask, insight deliveries, chaos calls) runs so the monitor's first run has data; then the
+main job: a short rehearsal of the weekly playbooks (``chaos run`` each with
+``PLAYBOOK_REHEARSAL=1``), their verdict table and journals; then the stack stays up until Ctrl-C
+(or SIGTERM), which stops every child by process group and exits 0.
 
 ``--once`` (or ``RUN_LOCAL_DURATION_S=<seconds>``) is for tests and CI: start everything, run the
-demo and one monitor run, print the summary and exit (non-zero if anything failed).
+demo and one monitor run, print the summary and exit (non-zero if anything failed); it rehearses
+only with ``--rehearse``. ``--no-rehearsal`` skips the rehearsal of an interactive run.
 ``--port-offset N`` shifts every port by N (to run beside another stack).
 """
 
@@ -30,13 +39,15 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +73,20 @@ LOCAL_SLO_CONFIG = "config/slos.local.yaml"
 
 
 LLM_EXAMPLE = '{"model": "local-llm", "messages": [{"role": "user", "content": "hi"}]}'
-EXPERIMENT_EXAMPLE = '{"upstream": "demo", "mode": "error", "duration_s": 60}'
+EXPERIMENT_EXAMPLE = '{"upstream": "neo4j", "mode": "slow", "slow_ms": 1500, "duration_s": 60}'
+ASK_EXAMPLE = '{"question": "What is Neo4j?"}'
+#: The system under test: its source, entry point and the model names of its model table.
+GRAPH_ASK_SOURCE = REPO / "examples" / "graph_ask" / "main.py"
+GRAPH_ASK_TARGET = "graph_ask"
+PRIMARY_MODEL = "primary-llm"
+FALLBACK_MODEL = "fallback-llm"
+#: The admin page: served by Firebase Hosting from public/ (not by the local stack).
+ADMIN_PAGE = "public/index.html (Firebase Hosting: /app/admin/chaos-testing)"
+PLAYBOOKS_DIR = REPO / "playbooks"
+#: What the rehearsal sets for each ``chaos run``: the playbooks' short settings.
+REHEARSAL_ENV = "PLAYBOOK_REHEARSAL"
+#: Bound of one playbook's rehearsal (seconds); a longer one is stopped and reported.
+REHEARSAL_TIMEOUT_S = 300.0
 
 
 class StackError(RuntimeError):
@@ -77,6 +101,7 @@ class Ports:
     chaos_proxy: int = CHAOS_PROXY.local_port
     slo_monitor: int = SLO_MONITOR.local_port
     upstream: int = 8084
+    graph_ask: int = 8085
     firestore: int = 8086
     slack: int = 8089
 
@@ -114,10 +139,33 @@ def duration_from_env(env: Mapping[str, str]) -> float | None:
     return value
 
 
+def model_table(ports: Ports) -> dict[str, object]:
+    """graph_ask's ``LLM_MODEL_TABLE``: the primary model through chaos_proxy's ``llm``
+    upstream (so experiments can take it down), the fallback straight to the stand-in."""
+    proxy = f"http://{procs.HOST}:{ports.chaos_proxy}/chaos_proxy/llm/v1"
+    direct = f"http://{procs.HOST}:{ports.upstream}/llm/v1"
+    return {
+        "models": {
+            PRIMARY_MODEL: {"provider": "openai", "base_url": proxy, "timeout": 2.0},
+            FALLBACK_MODEL: {"provider": "openai", "base_url": direct, "timeout": 2.0},
+        }
+    }
+
+
 def stack_env(ports: Ports, state: Path) -> dict[str, str]:
     """The environment every function process gets (on top of this process's)."""
     host = procs.HOST
-    upstreams = f"demo=http://{host}:{ports.upstream},local-llm=http://{host}:{ports.upstream}/llm"
+    base = f"http://{host}:{ports.upstream}"
+    proxy = f"http://{host}:{ports.chaos_proxy}/chaos_proxy"
+    upstreams = ",".join(
+        (
+            f"demo={base}",
+            f"local-llm={base}/llm",
+            f"llm={base}/llm",
+            f"neo4j={base}/neo4j",
+            f"insights={base}/insights",
+        )
+    )
     env = dict(os.environ)
     # The parent's credentials or project must not leak into a local run.
     for name in ("GOOGLE_APPLICATION_CREDENTIALS", "K_SERVICE", "GCP_PROJECT"):
@@ -131,6 +179,7 @@ def stack_env(ports: Ports, state: Path) -> dict[str, str]:
             "GOOGLE_CLOUD_PROJECT": PROJECT,
             "FIRESTORE_EMULATOR_HOST": f"{host}:{ports.firestore}",
             "LOCAL_METRICS_DB": str(state / "metrics.db"),
+            "REQUEST_SINK": "shared.slo.local_store:batch_writer_from_env",
             "CHAOS_ENABLED": "true",
             "CHAOS_AUTH": "none",
             "CHAOS_UPSTREAMS": upstreams,
@@ -138,13 +187,20 @@ def stack_env(ports: Ports, state: Path) -> dict[str, str]:
             "CHAOS_DROP_HOLD_S": env.get("CHAOS_DROP_HOLD_S", "5"),
             "SLACK_WEBHOOK_URL": f"http://{host}:{ports.slack}{SLACK_PATH}",
             "SLO_CONFIG": str(REPO / LOCAL_SLO_CONFIG),
-            "ALERT_LINK_URL": f"http://{host}:{ports.chaos_delay}/",
+            # The alert button opens the system under test's status page (read-only), never a
+            # URL that injects failures.
+            "ALERT_LINK_URL": f"http://{host}:{ports.graph_ask}/graph_ask/_status",
+            "GRAPH_URL": f"{proxy}/neo4j",
+            "INSIGHTS_SINK_URL": f"{proxy}/insights/deliveries",
+            "LLM_MODEL_TABLE": str(state / "llm-models.json"),
+            "GRAPH_ASK_MODELS": f"{PRIMARY_MODEL},{FALLBACK_MODEL}",
         }
     )
     return env
 
 
-def function_argv(name: str, port: int) -> list[str]:
+def function_argv(name: str, port: int, source: Path | None = None) -> list[str]:
+    """functions-framework serving ``name`` from ``functions/<name>/main.py`` (or ``source``)."""
     return [
         sys.executable,
         "-m",
@@ -152,7 +208,7 @@ def function_argv(name: str, port: int) -> list[str]:
         "--target",
         name,
         "--source",
-        str(REPO / "functions" / name / "main.py"),
+        str(source or REPO / "functions" / name / "main.py"),
         "--host",
         procs.HOST,
         "--port",
@@ -160,13 +216,20 @@ def function_argv(name: str, port: int) -> list[str]:
     ]
 
 
-def http(method: str, url: str, timeout: float = 30.0, json_body: object = None) -> tuple[int, str]:
+def http(
+    method: str,
+    url: str,
+    timeout: float = 30.0,
+    json_body: object = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, str]:
     """``(status, body)`` of one request; connection failures are status 0."""
     data = json.dumps(json_body).encode() if json_body is not None else None
     if data is None and method == "POST":
         data = b""
-    headers = {"Content-Type": "application/json"} if json_body is not None else {}
-    request = urllib.request.Request(url, method=method, data=data, headers=headers)
+    sent = {"Content-Type": "application/json"} if json_body is not None else {}
+    sent.update(headers or {})
+    request = urllib.request.Request(url, method=method, data=data, headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             return int(resp.status), resp.read().decode(errors="replace")
@@ -192,6 +255,8 @@ class Stack:
     def start(self) -> None:
         procs.check_ports_free(self.ports.named())
         self.state.mkdir(parents=True, exist_ok=True)
+        table = json.dumps(model_table(self.ports), indent=2)
+        Path(self.env["LLM_MODEL_TABLE"]).write_text(table + "\n")
         argv = procs.firestore_emulator_argv(self.ports.firestore)
         py = sys.executable
         group = self.group
@@ -204,14 +269,15 @@ class Stack:
         )
         group.children.append(firestore)
         functions = []
-        for spec, port in (
-            (CHAOS_DELAY, self.ports.chaos_delay),
-            (CHAOS_PROXY, self.ports.chaos_proxy),
-            (SLO_MONITOR, self.ports.slo_monitor),
+        for name, port, source in (
+            (CHAOS_DELAY.name, self.ports.chaos_delay, None),
+            (CHAOS_PROXY.name, self.ports.chaos_proxy, None),
+            (SLO_MONITOR.name, self.ports.slo_monitor, None),
+            (GRAPH_ASK_TARGET, self.ports.graph_ask, GRAPH_ASK_SOURCE),
         ):
             child = procs.spawn(
-                spec.name,
-                function_argv(spec.name, port),
+                name,
+                function_argv(name, port, source),
                 port=port,
                 log_dir=group.log_dir,
                 env=self.env,
@@ -254,6 +320,14 @@ class Stack:
             cwd=REPO,
         )
         group.children.append(scheduler)
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """One forwarded request per upstream graph_ask uses, so chaos_proxy has made its
+        Firestore client and read each upstream's experiments before the first question (a cold
+        proxy would take longer than graph_ask's bounded graph timeout)."""
+        for upstream in ("neo4j", "llm", "insights"):
+            http("GET", self.url(self.ports.chaos_proxy, f"/chaos_proxy/{upstream}/health"))
 
     def stop(self) -> None:
         self.group.stop_all()
@@ -274,49 +348,101 @@ class Stack:
         llm = self.url(p.chaos_proxy, "/chaos_proxy/local-llm/v1/chat/completions")
         lines = [
             "local stack is up (Ctrl-C stops everything):",
+            f"  graph_ask      {self.url(p.graph_ask, '/graph_ask')}  (the system under test;"
+            f" status {self.url(p.graph_ask, '/graph_ask/_status')})",
             f"  chaos_delay    {self.url(p.chaos_delay)}",
-            f"  chaos_proxy    {self.url(p.chaos_proxy)}",
+            f"  chaos_proxy    {self.url(p.chaos_proxy)}  (upstreams demo, local-llm, llm,"
+            " neo4j, insights)",
             f"  slo_monitor    {self.url(p.slo_monitor)}",
-            f"  demo upstream  {self.url(p.upstream)}",
+            f"  upstreams      {self.url(p.upstream)}  (echo, LLM, Neo4j stand-in, insights sink)",
             f"  Firestore      {procs.HOST}:{p.firestore} (project {PROJECT})",
             f"  Slack sink     {self.url(p.slack, SLACK_PATH)}",
             f"  scheduler      POST {self.url(p.slo_monitor)} every {self.interval_s:g} s",
             f"  metrics        {self.env['LOCAL_METRICS_DB']}",
             f"  logs           {self.group.log_dir}/",
+            f"  admin page     {ADMIN_PAGE}",
             "",
             "try:",
+            f"  curl -X POST '{self.url(p.graph_ask, '/graph_ask')}' -H 'X-Plan: premium'"
+            f" -H 'Content-Type: application/json' -d '{ASK_EXAMPLE}'",
+            f"  curl -X POST '{self.url(p.chaos_proxy, '/chaos_proxy/_experiments')}'"
+            f" -H 'Content-Type: application/json' -d '{EXPERIMENT_EXAMPLE}'",
+            "  make playbook PLAYBOOK=neo4j-slow     (a Chaos Toolkit run against this stack)",
             f"  curl '{self.url(p.chaos_delay)}?p=0.2&d=300'",
             f"  curl '{self.url(p.chaos_proxy)}?mode=error'",
             f"  curl '{self.url(p.chaos_proxy, '/chaos_proxy/demo/hello')}'",
             f"  curl -X POST '{llm}' -H 'Content-Type: application/json' -d '{LLM_EXAMPLE}'",
-            f"  curl -X POST '{self.url(p.chaos_proxy, '/chaos_proxy/_experiments')}'"
-            f" -H 'Content-Type: application/json' -d '{EXPERIMENT_EXAMPLE}'",
             f"  curl -X POST '{self.url(p.slo_monitor)}'",
         ]
         return "\n".join(lines)
 
     def demo(self, calls: int = 40) -> dict[str, int]:
-        """A short burst of chaos traffic; returns ``{"<function> <status>": count}``."""
-        p = self.ports
-        urls = [self.url(p.chaos_delay, "/?p=0.2&d=20")] * calls
-        urls += [self.url(p.chaos_proxy, "/chaos_proxy/demo/hello")] * (calls // 4)
-        urls += [self.url(p.chaos_proxy, "/?mode=error")] * (calls // 8)
-        llm = self.url(p.chaos_proxy, "/chaos_proxy/local-llm/v1/chat/completions")
-        urls += [llm] * (calls // 8)
+        """A short burst of traffic; returns ``{"<record name> <status>": count}``.
 
-        def call(url: str) -> tuple[str, int]:
-            if url == llm:
-                return url, http("POST", url, json_body=json.loads(LLM_EXAMPLE))[0]
-            return url, http("GET", url)[0]
+        Chaos calls in parallel and, beside them, questions to graph_ask (premium and free, a
+        few topics so the cache answers the repeats) paced under its admission capacity (the
+        demo shows the service, not its rate limit), and a few insight deliveries.
+        """
+        p = self.ports
+        llm = self.url(p.chaos_proxy, "/chaos_proxy/local-llm/v1/chat/completions")
+        chaos: list[tuple[str, str, str, object]] = []
+        chaos += [("chaos_delay", "GET", self.url(p.chaos_delay, "/?p=0.2&d=20"), None)] * calls
+        hello = self.url(p.chaos_proxy, "/chaos_proxy/demo/hello")
+        chaos += [("chaos_proxy", "GET", hello, None)] * (calls // 4)
+        chaos += [("chaos_proxy", "GET", self.url(p.chaos_proxy, "/?mode=error"), None)] * (
+            calls // 8
+        )
+        chaos += [("chaos_proxy", "POST", llm, json.loads(LLM_EXAMPLE))] * (calls // 8)
+
+        def call(item: tuple[str, str, str, object]) -> str:
+            what, method, url, body = item
+            return f"{what} {http(method, url, json_body=body)[0]}"
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(call, urls))
+            paced = pool.submit(self._graph_ask_demo, calls // 5)
+            results = list(pool.map(call, chaos))
+            results += paced.result()
         counts: dict[str, int] = {}
-        for url, status in results:
-            name = "chaos_delay" if f":{p.chaos_delay}/" in url else "chaos_proxy"
-            key = f"{name} {status}"
+        for key in results:
             counts[key] = counts.get(key, 0) + 1
         return dict(sorted(counts.items()))
+
+    def _graph_ask_demo(self, questions: int, pace_s: float = 0.5) -> list[str]:
+        """``questions`` asks to graph_ask, one every ``pace_s``, then insight deliveries."""
+        p = self.ports
+        topics = ("Neo4j", "Cypher", "Firestore")
+        ask = self.url(p.graph_ask, "/graph_ask")
+        results = []
+        for n in range(questions):
+            plan = "premium" if n % 2 else "free"
+            body = {"question": f"What is {topics[n % len(topics)]}?"}
+            status = http("POST", ask, json_body=body, headers={"X-Plan": plan})[0]
+            results.append(f"graphAsk {status}")
+            time.sleep(pace_s)
+        deliver = self.url(p.graph_ask, "/insights/deliver")
+        for n in range(max(1, questions // 2)):
+            insight = {"insight": {"kind": "demo", "n": n}}
+            results.append(f"insights {http('POST', deliver, json_body=insight)[0]}")
+        return results
+
+    def rehearse(self, stopping: threading.Event) -> bool:
+        """The weekly playbooks' rehearsal against this stack; True when one did not hold."""
+        playbooks = weekly_playbooks()
+        names = ", ".join(p.stem for p in playbooks)
+        print(f"\nrehearsal of the weekly playbooks ({names}) ...", flush=True)
+        p = self.ports
+        env = {
+            **self.env,
+            "GRAPH_ASK_URL": self.url(p.graph_ask).rstrip("/"),
+            "CHAOS_PROXY_URL": self.url(p.chaos_proxy, "/chaos_proxy"),
+        }
+        journals = self.state / "journals"
+        verdicts = rehearse_playbooks(playbooks, journal_dir=journals, env=env, stopping=stopping)
+        print(f"\n{verdict_table(verdicts)}", flush=True)
+        print(f"journals: {journals}/ (chaos run's own format)", flush=True)
+        if chaos_command() is None:
+            print("(chaos is not installed: `make setup` installs Chaos Toolkit)", flush=True)
+        return not all(v.ok for v in verdicts)
 
     def slack_messages(self) -> str:
         """What the local Slack sink printed so far (the alerts it received)."""
@@ -330,6 +456,138 @@ class Stack:
     def monitor_once(self) -> tuple[int, str]:
         """One slo_monitor run, as the scheduler would trigger it."""
         return http("POST", self.url(self.ports.slo_monitor), timeout=SLO_MONITOR.timeout_s)
+
+
+# --- the main job: a short rehearsal of the weekly playbooks ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One playbook's rehearsal: Chaos Toolkit's journal status and whether it deviated.
+
+    ``status`` is the journal's (``completed``, ``failed``, ``aborted``, ``interrupted``), or
+    ``invalid`` (no journal: ``chaos run`` refused the playbook), ``timeout`` or ``not run``.
+    ``steady`` is False when a steady-state check was not met, including the one before the
+    method, which Chaos Toolkit 1.19 reports as ``completed``, not deviated, exit code 0.
+    """
+
+    playbook: str
+    status: str
+    deviated: bool
+    steady: bool
+    exit_code: int | None
+    seconds: float
+    journal: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed" and not self.deviated and self.steady
+
+    @property
+    def label(self) -> str:
+        """held, deviated, failed (not held for another reason) or skipped."""
+        if self.status == "not run":
+            return "skipped"
+        if self.ok:
+            return "held"
+        return "deviated" if self.deviated else "failed"
+
+
+def weekly_playbooks(directory: Path = PLAYBOOKS_DIR) -> list[Path]:
+    """The playbooks tagged ``weekly`` (every ``*.yaml`` when none is tagged), by name."""
+    import yaml
+
+    every = sorted(directory.glob("*.yaml"))
+    weekly = []
+    for path in every:
+        try:
+            tags = (yaml.safe_load(path.read_text()) or {}).get("tags") or []
+        except (OSError, yaml.YAMLError, AttributeError):
+            tags = []
+        if "weekly" in tags:
+            weekly.append(path)
+    return weekly or every
+
+
+def chaos_command() -> str | None:
+    """The Chaos Toolkit CLI of this environment (next to this Python first)."""
+    beside = Path(sys.executable).with_name("chaos")
+    return str(beside) if beside.is_file() else shutil.which("chaos")
+
+
+def rehearse_playbooks(
+    playbooks: Sequence[Path],
+    *,
+    journal_dir: Path,
+    env: Mapping[str, str],
+    timeout_s: float = REHEARSAL_TIMEOUT_S,
+    stopping: threading.Event | None = None,
+) -> list[Verdict]:
+    """``chaos run`` each playbook with its short rehearsal setting; one verdict per playbook.
+
+    The hook of ``make run``'s main job. Each run gets ``PLAYBOOK_REHEARSAL=1`` on top of ``env``
+    (the stack's URLs), plays its rollbacks whatever happens (the stack is shared), writes its
+    journal to ``journal_dir/<name>.json`` and its output to the terminal. ``stopping`` set (by
+    Ctrl-C) skips the rest.
+    """
+    journal_dir.mkdir(parents=True, exist_ok=True)
+    chaos = chaos_command()
+    verdicts = []
+    for path in playbooks:
+        journal = journal_dir / f"{path.stem}.json"
+        if chaos is None or (stopping is not None and stopping.is_set()):
+            verdicts.append(Verdict(path.stem, "not run", False, True, None, 0.0, journal))
+            continue
+        journal.unlink(missing_ok=True)
+        argv = [chaos, "--no-version-check", "--log-file", str(journal.with_suffix(".log"))]
+        argv += ["run", "--rollback-strategy", "always", "--journal-path", str(journal)]
+        argv.append(str(path))
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                argv, env={**env, REHEARSAL_ENV: "1"}, cwd=REPO, timeout=timeout_s, check=False
+            )
+            code: int | None = done.returncode
+        except subprocess.TimeoutExpired:
+            code = None
+        seconds = time.monotonic() - started
+        status, deviated, steady = journal_verdict(journal)
+        if code is None:
+            status = "timeout"
+        verdicts.append(Verdict(path.stem, status, deviated, steady, code, seconds, journal))
+    return verdicts
+
+
+def journal_verdict(journal: Path) -> tuple[str, bool, bool]:
+    """``(status, deviated, steady)`` from a Chaos Toolkit journal (``invalid`` without one);
+    ``steady`` says every steady-state check that ran was met."""
+    try:
+        data = json.loads(journal.read_text())
+    except (OSError, ValueError):
+        return "invalid", False, False
+    if not isinstance(data, dict):
+        return "invalid", False, False
+    checks = data.get("steady_states") or {}
+    met = [
+        check.get("steady_state_met")
+        for check in (checks.get("before"), checks.get("after"), *(checks.get("during") or []))
+        if isinstance(check, dict)
+    ]
+    steady = all(m is not False for m in met)
+    return str(data.get("status", "invalid")), bool(data.get("deviated", False)), steady
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> str:
+    """The verdicts as an aligned text table."""
+    rows = [("playbook", "verdict", "status", "exit", "seconds", "journal")]
+    for v in verdicts:
+        code = "-" if v.exit_code is None else str(v.exit_code)
+        rows.append((v.playbook, v.label, v.status, code, f"{v.seconds:.1f}", str(v.journal)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in rows
+    )
 
 
 def summarize_monitor(status: int, body: str) -> str:
@@ -397,6 +655,11 @@ def run(args: argparse.Namespace) -> int:
             alerts = stack.slack_messages()
             if alerts:
                 print(f"\nSlack sink received:\n{alerts}", flush=True)
+        rehearse = args.rehearse or (duration is None and not args.no_rehearsal)
+        if rehearse and not stopping.is_set():
+            # A timed run (CI) fails when a playbook did not hold; an interactive one goes on.
+            deviated = stack.rehearse(stopping)
+            failed = failed or (deviated and duration is not None)
         if duration is not None:
             deadline = time.monotonic() + duration
             while not stopping.is_set() and time.monotonic() < deadline:
@@ -435,6 +698,16 @@ def main(argv: list[str] | None = None) -> int:
         help="start, run the demo and one monitor run, print the summary and exit",
     )
     parser.add_argument("--no-demo", action="store_true", help="skip the demo traffic burst")
+    parser.add_argument(
+        "--no-rehearsal",
+        action="store_true",
+        help="skip the rehearsal of the weekly playbooks (an interactive run's main job)",
+    )
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="rehearse the weekly playbooks also with --once (a timed run)",
+    )
     parser.add_argument(
         "--interval",
         type=float,

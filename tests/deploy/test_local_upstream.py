@@ -99,3 +99,76 @@ def test_keeps_connections_alive_without_nagle_stalls(port: int) -> None:
         conn.close()
     # A Nagle/delayed-ACK stall costs 40 ms per request on Linux.
     assert sorted(durations)[len(durations) // 2] < 0.02
+
+
+def graph_query(port: int, question: object) -> tuple[int, dict[str, Any]]:
+    body = {"statements": [{"statement": "MATCH ...", "parameters": {"question": question}}]}
+    return request(port, "POST", "/neo4j/db/neo4j/tx/commit", json.dumps(body).encode())
+
+
+def test_neo4j_stand_in_answers_facts_of_the_named_topics(port: int) -> None:
+    status, body = graph_query(port, "How does a Circuit Breaker relate to NEO4J?")
+
+    assert status == 200
+    assert body["errors"] == []
+    (result,) = body["results"]
+    assert result["columns"] == ["topic", "relation", "object"]
+    rows = [item["row"] for item in result["data"]]
+    assert rows == [
+        ["Neo4j", "IS_A", "graph database"],
+        ["Neo4j", "QUERIED_WITH", "Cypher"],
+        ["circuit breaker", "PROTECTS", "callers from a failing dependency"],
+        ["circuit breaker", "HAS_STATE", "open"],
+    ]
+    # Deterministic: the same question, the same rows.
+    assert graph_query(port, "How does a Circuit Breaker relate to NEO4J?")[1] == body
+
+
+def test_neo4j_stand_in_knows_nothing_of_unknown_topics(port: int) -> None:
+    status, body = graph_query(port, "what is the weather")
+
+    assert status == 200
+    assert body["results"][0]["data"] == []
+
+
+def test_neo4j_stand_in_rejects_a_request_without_a_question_as_neo4j_does(port: int) -> None:
+    status, body = request(port, "POST", "/neo4j/db/neo4j/tx/commit", b'{"statements": []}')
+
+    assert status == 400
+    assert body["errors"][0]["code"] == "Neo.ClientError.Request.Invalid"
+
+
+def deliver(port: int, body: bytes, key: str | None) -> tuple[int, dict[str, Any]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"Idempotency-Key": key} if key else {}
+        conn.request("POST", "/insights/deliveries", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_insights_sink_accepts_counts_and_deduplicates_by_idempotency_key(port: int) -> None:
+    before = request(port, "GET", "/insights/deliveries")[1]["accepted"]
+    insight = json.dumps({"insight": {"kind": "weekly"}}).encode()
+
+    first = deliver(port, insight, "key-1")
+    repeat = deliver(port, insight, "key-1")
+    other = deliver(port, insight, None)
+
+    assert first[0] == 200
+    assert first[1]["duplicate"] is False
+    assert repeat == (200, {"accepted": True, "id": first[1]["id"], "duplicate": True})
+    assert other[1]["duplicate"] is False
+    summary = request(port, "GET", "/insights/deliveries")[1]
+    assert summary["accepted"] == before + 2
+    assert summary["last"][-1] == first[1]["id"]
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b'{"insight": {}}', b'{"insight": "x"}'])
+def test_insights_sink_rejects_a_body_without_an_insight(port: int, body: bytes) -> None:
+    status, answer = deliver(port, body, None)
+
+    assert status == 400
+    assert "insight" in answer["error"]
