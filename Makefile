@@ -39,8 +39,14 @@ bench: setup
 	@bash scripts/system-deps.sh --bench
 	$(PY) -m bench
 
+STEP ?= deploy
+PERCENT ?=
+FUNCTIONS ?=
+# Blue/green deploy of the functions (PROJECT required; DRY_RUN=1 prints every command):
+#   make deploy PROJECT=my-proj [STEP=deploy|shift|promote|rollback] [PERCENT=10] [FUNCTIONS=chaos_proxy]
 deploy: setup
-	$(PY) -m scripts.deploy $(if $(DRY_RUN),--dry-run,)
+	$(PY) -m scripts.deploy $(if $(DRY_RUN),--dry-run,) $(STEP) \
+		$(if $(PERCENT),--percent $(PERCENT),) $(FUNCTIONS)
 
 PLAYBOOK ?= llm-down
 VARS ?=

@@ -34,6 +34,10 @@ ALWAYS = ("functions-framework",)
 #: What a bundle carries from a package directory.
 SHIPPED_SUFFIXES = frozenset({".py", ".pyi", ".typed", ".yaml", ".yml", ".json", ".txt"})
 SKIPPED_DIRS = frozenset({"__pycache__", "tests", "test", ".mypy_cache", ".pytest_cache"})
+#: Subpackages the operator's tools run (the Chaos Toolkit extension under ``chaos run``, run
+#: reports), never a deployed function: not shipped, so their dependencies need no runtime pin.
+#: A shipped module that imports one is an error rather than a function failing at run time.
+TOOLING = ("shared.chaos.ctk", "shared.chaos.report")
 _REQ_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)\s*(?:#.*)?$")
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -237,6 +241,14 @@ def _shared_package(module: str, repo: Path) -> str | None:
     return ""
 
 
+def _tooling(module: str) -> str | None:
+    """The :data:`TOOLING` package ``module`` belongs to, if any."""
+    for tool in TOOLING:
+        if module == tool or module.startswith(tool + "."):
+            return tool
+    return None
+
+
 def plan(spec: FunctionSpec, repo: Path = REPO) -> tuple[dict[str, Path], list[str], list[str]]:
     """``({bundle path: source file}, shared packages, requirement pins)`` for ``spec``."""
     source = repo / "functions" / spec.name
@@ -266,6 +278,12 @@ def plan(spec: FunctionSpec, repo: Path = REPO) -> tuple[dict[str, Path], list[s
                     "import from functions/; move shared code to shared/"
                 )
             if top == "shared":
+                tool = _tooling(module)
+                if tool is not None:
+                    raise BundleError(
+                        f"{path.relative_to(repo)} imports {module}, but {tool} is tooling that "
+                        "functions do not ship (scripts/bundle.py TOOLING)"
+                    )
                 pkg = _shared_package(module, repo)
                 if pkg is None or pkg in packages:
                     continue
@@ -278,6 +296,8 @@ def plan(spec: FunctionSpec, repo: Path = REPO) -> tuple[dict[str, Path], list[s
                 )
                 for file in new:
                     bundle_rel = str(file.relative_to(repo))
+                    if _tooling(".".join(Path(bundle_rel).with_suffix("").parts)):
+                        continue
                     files[bundle_rel] = file
                     pending.append((bundle_rel, file))
                 continue

@@ -42,6 +42,15 @@ class FunctionSpec:
     #: Request timeout (seconds).
     timeout_s: int = 60
     max_instances: int = 10
+    #: Instances kept warm (``--min-instances``). Idle ones are billed, so only where a cold start
+    #: would distort what the function serves or measures.
+    min_instances: int = 0
+    #: Minutes between prewarm pings (a Cloud Scheduler GET of ``?prewarm_query``); 0: none.
+    prewarm_every_min: int = 0
+    #: Query string of the prewarm ping: a request the function answers without side effects.
+    prewarm_query: str = ""
+    #: Deploy each new revision with no traffic under a tag, then shift traffic in steps.
+    blue_green: bool = False
     #: Environment variables set on deploy (never secrets: those go to ``secrets``).
     deploy_env: tuple[tuple[str, str], ...] = ()
     #: ``ENV_NAME -> Secret Manager secret`` mounted as environment variables on deploy.
@@ -71,6 +80,10 @@ CHAOS_DELAY = FunctionSpec(
     public=True,
     concurrency=64,
     timeout_s=60,
+    # Called in bursts by load tests: a ping every 5 minutes is cheaper than an idle instance.
+    prewarm_every_min=5,
+    prewarm_query="p=0&d=0",
+    blue_green=True,
     deploy_env=(("CHAOS_ENABLED", "false"), ("CHAOS_AUTH", "firebase")),
 )
 CHAOS_PROXY = FunctionSpec(
@@ -79,6 +92,10 @@ CHAOS_PROXY = FunctionSpec(
     public=True,
     concurrency=64,
     timeout_s=60,
+    # On the request path of the system under test: a cold start here would read as the
+    # dependency's own latency in every experiment.
+    min_instances=1,
+    blue_green=True,
     deploy_env=(("CHAOS_ENABLED", "false"), ("CHAOS_AUTH", "firebase")),
 )
 SLO_MONITOR = FunctionSpec(
