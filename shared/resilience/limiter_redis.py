@@ -13,6 +13,11 @@ limiting with a local in-memory window and emits :class:`events.LimiterStorageFa
 processes may admit up to N x ``limit`` in total: availability is chosen over exactness.
 ``on_failure="raise"`` raises :class:`StorageError` instead (fail closed). ``reset`` follows
 the same policy (the local window is always cleared).
+
+Given a URL, the storage builds its client with ``redis_client.storage_client``: one short
+timeout and no client-side retries, so an outage costs one timeout (not redis-py's 4.4 s of
+retries, or 60 s against a stalled server) before the fallback. A client passed in is used as
+configured.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from shared.resilience import events
 from shared.resilience.clock import SYSTEM_CLOCK, Clock
 from shared.resilience.errors import ConfigError, StorageError
 from shared.resilience.limiter_storage import Decision, MemoryLimiterStorage
+from shared.resilience.redis_client import storage_client
 
 # KEYS[1] = sorted set; ARGV = now, window, limit, member, ttl in ms. Scores go in and out as
 # strings: Lua would print a number with 14 significant digits, '%.17g' round-trips a double.
@@ -52,11 +58,15 @@ OnFailure = Literal["fail_open", "raise"]
 
 
 class RedisLimiterStorage:
-    """Sliding-window logs in Redis sorted sets under ``prefix + key``; see the module notes."""
+    """Sliding-window logs in Redis sorted sets under ``prefix + key``; see the module notes.
+
+    ``client`` is a Redis URL (its client then comes from ``storage_client``) or a ready
+    ``redis.Redis``; ``storage_client(url, timeout=...)`` chooses another timeout.
+    """
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | str,
         *,
         prefix: str = "resilience:limiter:",
         on_failure: OnFailure = "fail_open",
@@ -67,6 +77,8 @@ class RedisLimiterStorage:
             raise ConfigError(f"on_failure must be 'fail_open' or 'raise', got {on_failure!r}")
         if retry_interval < 0:
             raise ConfigError(f"retry_interval must be >= 0 seconds, got {retry_interval!r}")
+        if isinstance(client, str):
+            client = storage_client(client)
         self._client = client
         self._prefix = prefix
         self._on_failure = on_failure

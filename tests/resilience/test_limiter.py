@@ -15,8 +15,6 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from shared.resilience import events, limiter
 from shared.resilience.clock import SYSTEM_CLOCK, FakeClock
@@ -29,15 +27,13 @@ from shared.resilience.limiter import (
     Throttle,
 )
 from shared.resilience.limiter_redis import RedisLimiterStorage
+from shared.resilience.redis_client import storage_client
 from tests import services
-
-# The client's own retries (seconds of backoff by default) would only slow the fallback tests.
-NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def dead_client() -> redis.Redis:
-    """A client aimed at a loopback port nobody listens on."""
-    return redis.Redis(port=services.free_port(), retry=NO_RETRY)
+    """A storage client (no retries of its own) aimed at a loopback port nobody listens on."""
+    return storage_client(f"redis://127.0.0.1:{services.free_port()}/0")
 
 
 @pytest.fixture(

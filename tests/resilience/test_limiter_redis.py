@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +23,9 @@ from shared.resilience.clock import FakeClock
 from shared.resilience.errors import ConfigError, StorageError
 from shared.resilience.limiter import RateLimiter
 from shared.resilience.limiter_redis import RedisLimiterStorage
+from shared.resilience.redis_client import DEFAULT_TIMEOUT, storage_client
 from tests import services
-from tests.resilience.test_limiter import NO_RETRY, busiest_window, dead_client
+from tests.resilience.test_limiter import busiest_window, dead_client
 
 pytestmark = pytest.mark.redis
 
@@ -131,7 +136,7 @@ def test_recovers_to_redis_after_an_outage() -> None:
     svc = services.start_redis()
     port = svc.port
     clock = FakeClock()
-    client = redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5, retry=NO_RETRY)
+    client = storage_client(f"redis://127.0.0.1:{port}/0", timeout=0.5)
     recorder = events.Recorder()
     try:
         store = RedisLimiterStorage(client, retry_interval=5, clock=clock)
@@ -217,3 +222,60 @@ def test_works_with_decoding_clients(redis_service: services.Service, redis_clie
 def test_invalid_store_config(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         RedisLimiterStorage(dead_client(), **kwargs)
+
+
+# -- an outage costs one short timeout, then the fallback (issue 12, defect 12) ------------------
+
+
+@contextlib.contextmanager
+def stalled_server() -> Iterator[int]:
+    """A loopback port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+def timed_acquire(store: RedisLimiterStorage, recorder: events.Recorder) -> float:
+    lim = RateLimiter(5, 60, name="outage", storage=store)
+    with events.use_hooks(recorder):
+        started = time.monotonic()
+        assert lim.try_acquire()  # admitted by the local window
+        return time.monotonic() - started
+
+
+def test_a_killed_redis_costs_one_short_timeout_and_reports_it() -> None:
+    svc = services.start_redis()
+    recorder = events.Recorder()
+    try:
+        store = RedisLimiterStorage(f"redis://127.0.0.1:{svc.port}/0", retry_interval=60)
+        assert store.acquire("outage", 5, 60.0, time.time())  # Redis answers
+        svc.stop()
+        # redis-py's own retries took 4.4 s here with a default client.
+        assert timed_acquire(store, recorder) < 0.5
+    finally:
+        svc.stop()
+    assert store.degraded
+    (failed,) = recorder.of(events.LimiterStorageFailed)
+    assert (failed.name, failed.fallback) == ("limiter:outage", "memory")
+    assert "ConnectionError" in failed.error
+
+
+def test_a_stalled_redis_costs_one_short_timeout_and_reports_it() -> None:
+    recorder = events.Recorder()
+    with stalled_server() as port:
+        store = RedisLimiterStorage(f"redis://127.0.0.1:{port}/0", retry_interval=60)
+        # A default client waited 5 s for each of 4 tries here (60 s in all).
+        assert DEFAULT_TIMEOUT <= timed_acquire(store, recorder) < DEFAULT_TIMEOUT + 0.5
+    (failed,) = recorder.of(events.LimiterStorageFailed)
+    assert "TimeoutError" in failed.error
+
+
+def test_a_url_reaches_a_healthy_redis(redis_service: services.Service) -> None:
+    store = RedisLimiterStorage(f"redis://127.0.0.1:{redis_service.port}/0", on_failure="raise")
+    name = f"url-{uuid.uuid4().hex}"
+    lim = RateLimiter(1, 60, name=name, storage=store)
+    assert lim.try_acquire()
+    assert not lim.try_acquire()
+    assert not store.degraded
+    lim.reset()
