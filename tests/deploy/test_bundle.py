@@ -146,6 +146,27 @@ def test_missing_main_and_missing_data_file_are_errors(repo: Path) -> None:
         bundle.build(DEMO, repo=repo)
 
 
+def test_operator_tooling_is_left_out_and_importing_it_is_an_error(repo: Path) -> None:
+    """shared.chaos.ctk runs under `chaos run` on the operator's machine: its imports (an
+    unpinned hypothesis stands in for chaostoolkit-lib) must not stop a function's bundle."""
+    write(repo, "shared/chaos/__init__.py", "")
+    write(repo, "shared/chaos/core.py", "VALUE = 2\n")
+    write(repo, "shared/chaos/ctk/__init__.py", "")
+    write(
+        repo, "shared/chaos/ctk/probes.py", "import hypothesis\n\nfrom shared.chaos import core\n"
+    )
+    write(repo, "shared/beta/base.py", "from shared.chaos.core import VALUE as ONE\n")
+
+    built = bundle.build(DEMO, repo=repo)
+
+    files = {str(p.relative_to(built.path)) for p in built.path.rglob("*.py")}
+    assert "shared/chaos/core.py" in files
+    assert not [f for f in files if f.startswith("shared/chaos/ctk")]
+    write(repo, "shared/beta/base.py", "from shared.chaos.ctk import probes\n\nONE = 1\n")
+    with pytest.raises(bundle.BundleError, match=r"imports shared\.chaos\.ctk\.probes, but"):
+        bundle.build(DEMO, repo=repo)
+
+
 def test_rebuild_replaces_stale_files(repo: Path) -> None:
     first = bundle.build(DEMO, repo=repo)
     (first.path / "stale.py").write_text("x = 1\n")

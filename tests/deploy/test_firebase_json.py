@@ -1,4 +1,8 @@
-"""firebase.json: Hosting rewrites to the deployed functions, emulator ports, the public dir."""
+"""firebase.json: Hosting rewrites to the deployed functions, emulator ports, the public dir.
+
+The checks against firebase-tools read its installed schema and sources (``make setup`` installs
+it): a missing file fails the test, it is never a reason to skip.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ import pytest
 from scripts import catalog, deploy
 from scripts.catalog import REPO
 
-SCHEMA = REPO / "node_modules/firebase-tools/schema/firebase-config.json"
+FIREBASE_TOOLS = REPO / "node_modules/firebase-tools"
+SCHEMA = FIREBASE_TOOLS / "schema/firebase-config.json"
+
+
+def firebase_tools_file(rel: str) -> str:
+    path = FIREBASE_TOOLS / rel
+    assert path.is_file(), f"{path} is missing: run `make setup` (scripts/node-deps.sh)"
+    return path.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +54,7 @@ def test_rewrites_serve_each_chaos_function_at_its_own_path(config: dict[str, An
 
 def test_chaos_proxy_routes_the_paths_hosting_forwards() -> None:
     """Hosting keeps the request path: the proxy must read ``/chaos_proxy/...`` as its own."""
-    from shared.chaos.handlers import route_of
+    from shared.chaos.proxy_handler import route_of
 
     assert route_of("/chaos_proxy").kind == "mode"
     forward = route_of("/chaos_proxy/demo/v1/items")
@@ -87,9 +98,8 @@ def test_public_dir_holds_the_admin_page(config: dict[str, Any]) -> None:
     assert all((public / r["destination"].lstrip("/")).is_file() for r in spa)
 
 
-@pytest.mark.skipif(not SCHEMA.is_file(), reason="firebase-tools is not installed (make setup)")
 def test_rewrites_use_only_keys_firebase_tools_accepts(config: dict[str, Any]) -> None:
-    schema = json.loads(SCHEMA.read_text())
+    schema = json.loads(firebase_tools_file("schema/firebase-config.json"))
     allowed = [
         (set(alt["properties"]), set(alt.get("required", [])), alt["properties"])
         for alt in schema["definitions"]["HostingRewrites"]["anyOf"]
@@ -106,3 +116,21 @@ def test_rewrites_use_only_keys_firebase_tools_accepts(config: dict[str, Any]) -
             )
         ]
         assert matches, f"firebase-tools rejects rewrite {rewrite}"
+
+
+def test_blue_green_functions_are_not_pinned_by_hosting(config: dict[str, Any]) -> None:
+    """Hosting must follow the service's traffic split, so `make deploy STEP=shift` moves its
+    users too. ``pinTag`` would route a Hosting release past the split to the revision that was
+    latest at ``firebase deploy`` (after a no-traffic deploy: the candidate, reusing its tag),
+    and firebase-tools refuses it outright for a function with min-instances."""
+    for rewrite in function_rewrites(config):
+        spec = catalog.function(rewrite["function"]["functionId"])
+        pinned = rewrite["function"].get("pinTag", False)
+        assert not (pinned and spec.blue_green), f"{spec.name}: pinTag bypasses blue/green"
+        assert not (pinned and spec.min_instances), f"{spec.name}: pinTag with min-instances"
+    # What the rule rests on, in the installed firebase-tools:
+    convert = firebase_tools_file("lib/deploy/hosting/convertConfig.js")
+    assert "has minInstances set and is in a rewrite" in convert
+    tags = firebase_tools_file("lib/hosting/runTags.js")
+    assert "latestReadyRevisionName" in tags
+    assert "alreadyTagged" in tags
