@@ -8,19 +8,19 @@ the message after ``%``-formatting, ``extra`` fields, ``json_fields`` and the ex
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import logging
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import IO, Any
 
 from shared.obs.errors import ObsError
 from shared.obs.pii import mask, mask_value
+from shared.obs.scoped import scoped
 from shared.obs.trace import current_trace
 from shared.settings import Env
 
@@ -62,14 +62,9 @@ _RESERVED = frozenset(
 _function: ContextVar[str | None] = ContextVar("shared_obs_function", default=None)
 
 
-@contextlib.contextmanager
-def use_function(name: str | None) -> Iterator[None]:
-    """Within the block, records are labelled with function ``name`` (overrides setup's)."""
-    token = _function.set(name)
-    try:
-        yield
-    finally:
-        _function.reset(token)
+def use_function(name: str | None) -> scoped[str | None]:
+    """Within the ``with`` block, records are labelled ``name`` (overrides setup's function)."""
+    return scoped(_function, name)
 
 
 def _format_exception(record: logging.LogRecord) -> str:

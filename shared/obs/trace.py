@@ -7,16 +7,16 @@ ignored, never raised on: a request with garbage headers simply starts a fresh t
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
 from shared.obs.errors import ObsError
+from shared.obs.scoped import scoped
 
 TRACEPARENT = "traceparent"
 CLOUD_TRACE_HEADER = "X-Cloud-Trace-Context"
@@ -70,8 +70,12 @@ class TraceContext:
 
     @classmethod
     def new(cls, *, sampled: bool = False) -> TraceContext:
-        """A fresh root context with random ids."""
-        return cls(_new_trace_id(), _new_span_id(), sampled)
+        """A fresh root context with random ids (both from one draw of 24 random bytes)."""
+        ids = _random.randbytes(24).hex()
+        trace_id, span_id = ids[:32], ids[32:]
+        if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:  # one chance in 2**64: draw again
+            return cls(_new_trace_id(), _new_span_id(), sampled)
+        return cls(trace_id, span_id, sampled)
 
     @classmethod
     def from_headers(cls, headers: HeaderSource, *, case_insensitive: bool = False) -> TraceContext:
@@ -158,14 +162,9 @@ def current_trace() -> TraceContext | None:
     return _current.get()
 
 
-@contextlib.contextmanager
-def use_trace(ctx: TraceContext | None) -> Iterator[TraceContext | None]:
-    """Within the block, ``ctx`` is the current trace (logged on every record)."""
-    token = _current.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _current.reset(token)
+def use_trace(ctx: TraceContext | None) -> scoped[TraceContext | None]:
+    """Within the ``with`` block, ``ctx`` is the current trace (logged on every record)."""
+    return scoped(_current, ctx)
 
 
 def project_id() -> str | None:

@@ -204,12 +204,15 @@ def test_a_fresh_context_never_has_an_all_zero_id(monkeypatch: pytest.MonkeyPatc
         def getrandbits(self, k: int) -> int:
             return 0
 
+        def randbytes(self, n: int) -> bytes:
+            return bytes(n)
+
     monkeypatch.setattr(trace_module, "_random", Zero())
     fresh = TraceContext.new()
     assert (fresh.trace_id, fresh.span_id) == ("0" * 31 + "1", "0" * 15 + "1")
 
 
-def test_fresh_ids_differ() -> None:
+def test_fresh_ids_come_from_one_draw_and_differ() -> None:
     seen = {TraceContext.new().trace_id for _ in range(1000)}
     assert len(seen) == 1000
     ctx = TraceContext.new()
