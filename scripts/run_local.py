@@ -433,7 +433,7 @@ class Stack:
         p = self.ports
         env = {
             **self.env,
-            "GRAPH_ASK_URL": self.url(p.graph_ask).rstrip("/"),
+            "GRAPH_ASK_URL": self.url(p.graph_ask, "/graph_ask"),
             "CHAOS_PROXY_URL": self.url(p.chaos_proxy, "/chaos_proxy"),
         }
         journals = self.state / "journals"
@@ -526,9 +526,10 @@ def rehearse_playbooks(
     """``chaos run`` each playbook with its short rehearsal setting; one verdict per playbook.
 
     The hook of ``make run``'s main job. Each run gets ``PLAYBOOK_REHEARSAL=1`` on top of ``env``
-    (the stack's URLs), plays its rollbacks whatever happens (the stack is shared), writes its
-    journal to ``journal_dir/<name>.json`` and its output to the terminal. ``stopping`` set (by
-    Ctrl-C) skips the rest.
+    (the stack's URLs) and ``rehearsal/<name>.yaml`` beside the playbook as a var-file when there
+    is one, plays its rollbacks whatever happens (the stack is shared), writes its journal to
+    ``journal_dir/<name>.json`` and its output to the terminal. ``stopping`` set (by Ctrl-C)
+    skips the rest.
     """
     journal_dir.mkdir(parents=True, exist_ok=True)
     chaos = chaos_command()
@@ -541,6 +542,9 @@ def rehearse_playbooks(
         journal.unlink(missing_ok=True)
         argv = [chaos, "--no-version-check", "--log-file", str(journal.with_suffix(".log"))]
         argv += ["run", "--rollback-strategy", "always", "--journal-path", str(journal)]
+        var_file = path.parent / "rehearsal" / path.name
+        if var_file.is_file():
+            argv += ["--var-file", str(var_file)]
         argv.append(str(path))
         started = time.monotonic()
         try:

@@ -34,7 +34,14 @@ SOURCE = str(REPO / "examples" / "graph_ask" / "main.py")
 
 #: Environment variables of graph_ask and chaos_proxy a test must not inherit.
 _PREFIXES = ("GRAPH_ASK_", "CHAOS_")
-_NAMES = ("GRAPH_URL", "INSIGHTS_SINK_URL", "LLM_MODEL_TABLE", "LOCAL_METRICS_DB", "K_SERVICE")
+_NAMES = (
+    "GRAPH_URL",
+    "INSIGHTS_SINK_URL",
+    "LLM_MODEL_TABLE",
+    "LOCAL_METRICS_DB",
+    "REQUEST_SINK",
+    "K_SERVICE",
+)
 
 
 @dataclass(frozen=True)

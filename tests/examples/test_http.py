@@ -21,7 +21,9 @@ def test_answers_cache_status_and_records_over_http(
     serve_graph_ask: Callable[..., str], peers: Peers, tmp_path: Path
 ) -> None:
     db = tmp_path / "metrics.db"
-    url = serve_graph_ask(LOCAL_METRICS_DB=str(db))
+    url = serve_graph_ask(
+        LOCAL_METRICS_DB=str(db), REQUEST_SINK="shared.slo.local_store:batch_writer_from_env"
+    )
     question = {"question": "What is Neo4j?"}
 
     first = requests.post(f"{url}/graph_ask", json=question, timeout=10)
@@ -35,10 +37,28 @@ def test_answers_cache_status_and_records_over_http(
     assert delivered.json()["delivered"] is True
     assert status["cache"]["hits"] == 1
     assert status["breakers"]["graph"] == "closed"
-    # The records the local SLOs read carry the seed's names.
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        rows = dict(conn.execute("SELECT function, COUNT(*) FROM requests GROUP BY function"))
-    assert rows == {"graphAsk": 2, "insights": 1, "graphAskStatus": 1}
+    # The records the local SLOs read carry the seed's names (written off the request thread,
+    # in batches: wait for them).
+    assert records_by_function(db, total=4) == {"graphAsk": 2, "insights": 1, "graphAskStatus": 1}
+
+
+def records_by_function(db: Path, total: int, timeout_s: float = 10.0) -> dict[str, int]:
+    """``{function: count}`` once the store holds ``total`` records (or at the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    rows: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        if db.exists():
+            query = "SELECT function, COUNT(*) FROM requests GROUP BY function"
+            # The table may not exist yet: the writer creates it with its first batch.
+            with (
+                contextlib.closing(sqlite3.connect(db)) as conn,
+                contextlib.suppress(sqlite3.OperationalError),
+            ):
+                rows = dict(conn.execute(query))
+        if sum(rows.values()) >= total:
+            break
+        time.sleep(0.1)
+    return rows
 
 
 def test_surge_over_http_premium_answered_free_refused_with_retry_after(
