@@ -10,7 +10,8 @@ import flask
 import functions_framework
 from flask.typing import ResponseReturnValue
 
-from shared.chaos.handlers import serve_delay
+from shared.chaos.delay_handler import serve_delay
+from shared.chaos.request import answer_framework_errors
 from shared.obs import observed
 
 
@@ -19,3 +20,6 @@ from shared.obs import observed
 def chaos_delay(request: flask.Request) -> ResponseReturnValue:
     """Random delay and error injection, behind the kill switch and the role check."""
     return serve_delay(request)
+
+
+answer_framework_errors("chaos_delay")

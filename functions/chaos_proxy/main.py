@@ -3,8 +3,8 @@
 - ``GET /chaos_proxy?mode=ok|drop|slow|error[&slow_ms=N]``: answer in that mode.
 - ``/chaos_proxy/<upstream>/<path>``: forward to a configured upstream, shaped by its active
   experiment.
-- ``POST|GET /chaos_proxy/_experiments``, ``GET|DELETE /chaos_proxy/_experiments/<id>``: timed
-  experiments.
+- ``POST|GET|DELETE /chaos_proxy/_experiments``, ``GET|DELETE /chaos_proxy/_experiments/<id>``:
+  timed experiments (a ``DELETE`` of the collection stops those matching ``?upstream=&name=``).
 
 Contract: ``openapi/chaos.yaml``; configuration: :mod:`shared.chaos.config`.
 """
@@ -15,7 +15,8 @@ import flask
 import functions_framework
 from flask.typing import ResponseReturnValue
 
-from shared.chaos.handlers import serve_proxy
+from shared.chaos.proxy_handler import serve_proxy
+from shared.chaos.request import answer_framework_errors
 from shared.obs import observed
 
 
@@ -24,3 +25,6 @@ from shared.obs import observed
 def chaos_proxy(request: flask.Request) -> ResponseReturnValue:
     """Route by path to the mode endpoint, the experiments API or forwarding."""
     return serve_proxy(request)
+
+
+answer_framework_errors("chaos_proxy")

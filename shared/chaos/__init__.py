@@ -1,8 +1,10 @@
 """Chaos engineering for the resilience work: fault injection behind guardrails.
 
 The two Cloud Functions (``functions/chaos_delay``, ``functions/chaos_proxy``) are thin handlers
-over :mod:`shared.chaos.handlers`; everything they use is re-exported here except the Flask glue
-(``handlers``) and the Firestore adapter (``firestore_store``), which import heavier libraries.
+over :mod:`shared.chaos.delay_handler` and :mod:`shared.chaos.proxy_handler` (with
+:mod:`shared.chaos.experiments_api`); everything they use is re-exported here except the Flask
+glue (the handlers and :mod:`shared.chaos.request`) and the Firestore adapter
+(``firestore_store``), which import heavier libraries.
 Configuration: :mod:`shared.chaos.config`. HTTP contract: ``openapi/chaos.yaml``.
 
 Submodules are imported on first use of one of their names (PEP 562), so that an entry module pays
@@ -23,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "ActiveExperiments": "experiments",
     "AuthMode": "config",
     "AuthUnavailable": "errors",
+    "Busy": "errors",
     "ChaosDisabled": "errors",
     "ChaosError": "errors",
     "ChaosSettings": "config",
@@ -33,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "Experiment": "experiments",
     "ExperimentChanged": "experiments",
     "ExperimentConflict": "errors",
+    "ExperimentDocument": "experiments",
     "ExperimentNotFound": "errors",
     "ExperimentSpec": "params",
     "ExperimentStore": "experiments",
@@ -40,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "FirebaseVerifier": "auth",
     "Forbidden": "errors",
     "HeldConnection": "drop",
+    "HeldDrops": "drop",
     "InvalidParameter": "errors",
     "MemoryExperimentStore": "experiments",
     "MethodNotAllowed": "errors",
@@ -49,8 +54,11 @@ _EXPORTS: dict[str, str] = {
     "ProxyParams": "params",
     "RandomSource": "delay",
     "Runtime": "runtime",
+    "StopSelector": "params",
+    "StoreContended": "errors",
     "StoreUnavailable": "errors",
     "TokenVerifier": "auth",
+    "TooManyDrops": "errors",
     "Unauthenticated": "errors",
     "UnknownUpstream": "errors",
     "Upstream": "config",
@@ -61,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "parse_delay_params": "params",
     "parse_experiment_spec": "params",
     "parse_proxy_params": "params",
+    "parse_stop_selector": "params",
     "parse_upstreams": "config",
     "random_source": "delay",
     "settings_from_env": "config",
@@ -72,6 +81,7 @@ __all__ = [
     "ActiveExperiments",
     "AuthMode",
     "AuthUnavailable",
+    "Busy",
     "ChaosDisabled",
     "ChaosError",
     "ChaosSettings",
@@ -82,6 +92,7 @@ __all__ = [
     "Experiment",
     "ExperimentChanged",
     "ExperimentConflict",
+    "ExperimentDocument",
     "ExperimentNotFound",
     "ExperimentSpec",
     "ExperimentStore",
@@ -89,6 +100,7 @@ __all__ = [
     "FirebaseVerifier",
     "Forbidden",
     "HeldConnection",
+    "HeldDrops",
     "InvalidParameter",
     "MemoryExperimentStore",
     "MethodNotAllowed",
@@ -98,8 +110,11 @@ __all__ = [
     "ProxyParams",
     "RandomSource",
     "Runtime",
+    "StopSelector",
+    "StoreContended",
     "StoreUnavailable",
     "TokenVerifier",
+    "TooManyDrops",
     "Unauthenticated",
     "UnknownUpstream",
     "Upstream",
@@ -110,6 +125,7 @@ __all__ = [
     "parse_delay_params",
     "parse_experiment_spec",
     "parse_proxy_params",
+    "parse_stop_selector",
     "parse_upstreams",
     "random_source",
     "settings_from_env",
@@ -135,10 +151,21 @@ if TYPE_CHECKING:
         parse_upstreams,
         settings_from_env,
     )
-    from shared.chaos.delay import DelayOutcome, RandomSource, inject_delay, random_source
-    from shared.chaos.drop import DropOutcome, HeldConnection, hold_and_drop
+    from shared.chaos.delay import (
+        DelayOutcome,
+        RandomSource,
+        inject_delay,
+        random_source,
+    )
+    from shared.chaos.drop import (
+        DropOutcome,
+        HeldConnection,
+        HeldDrops,
+        hold_and_drop,
+    )
     from shared.chaos.errors import (
         AuthUnavailable,
+        Busy,
         ChaosDisabled,
         ChaosError,
         ConfigurationError,
@@ -148,7 +175,9 @@ if TYPE_CHECKING:
         InvalidParameter,
         MethodNotAllowed,
         NotFound,
+        StoreContended,
         StoreUnavailable,
+        TooManyDrops,
         Unauthenticated,
         UnknownUpstream,
         UpstreamFailed,
@@ -157,6 +186,7 @@ if TYPE_CHECKING:
         ActiveExperiments,
         Experiment,
         ExperimentChanged,
+        ExperimentDocument,
         ExperimentStore,
         ExperimentStoreFailed,
         MemoryExperimentStore,
@@ -166,8 +196,13 @@ if TYPE_CHECKING:
         ExperimentSpec,
         Mode,
         ProxyParams,
+        StopSelector,
         parse_delay_params,
         parse_experiment_spec,
         parse_proxy_params,
+        parse_stop_selector,
     )
-    from shared.chaos.runtime import Runtime, use_runtime
+    from shared.chaos.runtime import (
+        Runtime,
+        use_runtime,
+    )

@@ -53,11 +53,18 @@ class FirebaseVerifier:
 
     def __call__(self, token: str) -> Mapping[str, Any]:
         from firebase_admin import auth, exceptions
+        from google.auth import exceptions as google_auth_exceptions
 
         try:
             claims: Mapping[str, Any] = auth.verify_id_token(token, app=self._firebase_app())
         except auth.CertificateFetchError as exc:
             raise AuthUnavailable("cannot fetch the token signing keys; try again later") from exc
+        except google_auth_exceptions.GoogleAuthError as exc:
+            # No Application Default Credentials (or they cannot be refreshed): nothing can be
+            # verified, so nobody is let in (fail closed), and it is ours to fix, not the caller's.
+            raise AuthUnavailable(
+                f"cannot verify ID tokens: {type(exc).__name__} (credentials unavailable)"
+            ) from exc
         except (ValueError, exceptions.FirebaseError) as exc:
             # InvalidIdTokenError, ExpiredIdTokenError, RevokedIdTokenError are FirebaseErrors;
             # malformed input raises ValueError.

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
+from shared.chaos.errors import TooManyDrops
 from shared.resilience.clock import Clock
 
 POLL_S = 0.25
@@ -97,3 +99,41 @@ def hold_and_drop(
             break
     connection.close()
     return DropOutcome(clock.monotonic() - started, client_gave_up=gave_up, closed=True)
+
+
+class HeldDrops:
+    """How many drops this instance holds at once, with a cap.
+
+    Every held drop occupies a request thread for up to ``CHAOS_DROP_HOLD_S``. Past the cap a drop
+    is refused (503 + ``Retry-After``) so threads stay free for other callers, including the
+    operator's request that stops the experiment.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = 0
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    @contextlib.contextmanager
+    def slot(self, limit: int, *, retry_after_s: int) -> Iterator[None]:
+        """Hold one slot for the block; :class:`TooManyDrops` when ``limit`` are taken."""
+        with self._lock:
+            if self._held >= limit:
+                raise TooManyDrops(
+                    f"this instance already holds {self._held} dropped connections "
+                    f"(CHAOS_MAX_HELD_DROPS={limit}); try again later",
+                    retry_after_s=retry_after_s,
+                )
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= 1
+
+
+HELD_DROPS: Final = HeldDrops()
+"""The process's count of held drops."""

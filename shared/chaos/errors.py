@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from shared.settings import SettingsError
+
 
 class ChaosError(Exception):
     """Root of every exception raised by the chaos package itself."""
@@ -18,6 +20,10 @@ class ChaosError(Exception):
 
     def details(self) -> Mapping[str, object]:
         """Extra fields for the JSON error body."""
+        return {}
+
+    def headers(self) -> Mapping[str, str]:
+        """Extra response headers (``Retry-After`` on the retryable refusals)."""
         return {}
 
 
@@ -41,19 +47,25 @@ class InvalidParameter(ChaosError, ValueError):
         return {"parameter": self.parameter, "allowed": self.allowed, "got": self.got}
 
 
-class ConfigurationError(ChaosError, ValueError):
-    """An environment variable holds an invalid value; a deployment bug, not the caller's."""
+class ConfigurationError(ChaosError):
+    """Environment variables hold invalid values; a deployment bug, not the caller's.
+
+    Wraps the :class:`~shared.settings.SettingsError` of the first use of the settings: the body
+    names the first bad variable and its range, the message all of them.
+    """
 
     status_code = 500
     code = "chaos_misconfigured"
 
-    def __init__(self, variable: str, allowed: str, got: object) -> None:
-        super().__init__(f"environment variable {variable} must be {allowed}, got {_shown(got)}")
-        self.variable = variable
-        self.allowed = allowed
+    def __init__(self, settings_error: SettingsError) -> None:
+        super().__init__(f"environment {settings_error}")
+        first = settings_error.problems[0]
+        self.variable = first.name
+        self.allowed = first.allowed
+        self.variables = [problem.name for problem in settings_error.problems]
 
     def details(self) -> Mapping[str, object]:
-        return {"variable": self.variable, "allowed": self.allowed}
+        return {"variable": self.variable, "allowed": self.allowed, "variables": self.variables}
 
 
 class ChaosDisabled(ChaosError):
@@ -196,6 +208,35 @@ class StoreUnavailable(ChaosError):
 
     status_code = 503
     code = "store_unavailable"
+
+
+class Busy(ChaosError):
+    """A retryable refusal: try again after ``retry_after_s`` seconds (503 + ``Retry-After``)."""
+
+    status_code = 503
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def details(self) -> Mapping[str, object]:
+        return {"retry_after_s": self.retry_after_s}
+
+    def headers(self) -> Mapping[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class StoreContended(Busy):
+    """Concurrent starts or stops kept aborting each other's transaction; retry shortly."""
+
+    code = "store_contended"
+
+
+class TooManyDrops(Busy):
+    """This instance already holds ``CHAOS_MAX_HELD_DROPS`` dropped connections."""
+
+    code = "too_many_drops"
 
 
 def _shown(value: object, limit: int = 80) -> str:

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Literal, Protocol, TypeAlias, cast
+from typing import ClassVar, Literal, Protocol, TypeAlias, TypedDict, cast
 
 from shared.chaos.errors import ExperimentConflict, ExperimentNotFound, StoreUnavailable
 from shared.chaos.params import MODES, ExperimentSpec, Mode
@@ -24,6 +24,21 @@ from shared.resilience.cache import TTLCache
 from shared.resilience.clock import SYSTEM_CLOCK, Clock
 
 Status: TypeAlias = Literal["active", "expired", "stopped"]
+
+
+class ExperimentDocument(TypedDict):
+    """The stored form of an :class:`Experiment` (Firestore document, in-memory copy alike)."""
+
+    id: str
+    upstream: str
+    mode: str
+    duration_s: int
+    slow_ms: int
+    started_at: float
+    expires_at: float
+    stopped_at: float | None
+    created_by: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +54,7 @@ class Experiment:
     expires_at: float
     stopped_at: float | None = None
     created_by: str = ""
+    name: str = ""
 
     def status(self, now: float) -> Status:
         """``stopped`` early, ``expired`` by itself, or still ``active`` at ``now``."""
@@ -67,9 +83,10 @@ class Experiment:
             if self.is_active(now)
             else 0.0,
             "created_by": self.created_by,
+            "name": self.name or None,
         }
 
-    def to_document(self) -> dict[str, Any]:
+    def to_document(self) -> ExperimentDocument:
         """The stored form (also the form ``from_document`` reads back)."""
         return {
             "id": self.id,
@@ -81,10 +98,17 @@ class Experiment:
             "expires_at": self.expires_at,
             "stopped_at": self.stopped_at,
             "created_by": self.created_by,
+            "name": self.name,
         }
 
+    def matches(self, *, upstream: str | None, name: str | None) -> bool:
+        """Whether a bulk stop's selector picks this experiment (None matches anything)."""
+        return (upstream is None or self.upstream == upstream) and (
+            name is None or self.name == name
+        )
+
     @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> Experiment:
+    def from_document(cls, doc: Mapping[str, object]) -> Experiment:
         """Rebuild from the stored form; raises :class:`StoreUnavailable` on a corrupt document."""
         try:
             mode = doc["mode"]
@@ -94,13 +118,14 @@ class Experiment:
             return cls(
                 id=str(doc["id"]),
                 upstream=str(doc["upstream"]),
-                mode=cast(Mode, mode),
-                duration_s=int(doc["duration_s"]),
-                slow_ms=int(doc["slow_ms"]),
-                started_at=float(doc["started_at"]),
-                expires_at=float(doc["expires_at"]),
-                stopped_at=None if stopped is None else float(stopped),
+                mode=mode,
+                duration_s=int(cast(int, doc["duration_s"])),
+                slow_ms=int(cast(int, doc["slow_ms"])),
+                started_at=float(cast(float, doc["started_at"])),
+                expires_at=float(cast(float, doc["expires_at"])),
+                stopped_at=None if stopped is None else float(cast(float, stopped)),
                 created_by=str(doc.get("created_by") or ""),
+                name=str(doc.get("name") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreUnavailable(f"corrupt experiment document: {exc}") from exc
@@ -117,6 +142,7 @@ def new_experiment(spec: ExperimentSpec, *, now: float, created_by: str = "") ->
         started_at=now,
         expires_at=now + spec.duration_s,
         created_by=created_by,
+        name=spec.name,
     )
 
 
@@ -137,6 +163,12 @@ class ExperimentStore(Protocol):
 
     def stop(self, experiment_id: str, *, now: float) -> Experiment:
         """End it now if active (idempotent otherwise); :class:`ExperimentNotFound` if none."""
+        ...
+
+    def stop_matching(
+        self, *, upstream: str | None, name: str | None, now: float
+    ) -> tuple[Experiment, ...]:
+        """End every experiment active at ``now`` that matches; the ones it stopped."""
         ...
 
     def active_for(self, upstream: str, *, now: float) -> Experiment | None:
@@ -185,6 +217,16 @@ class MemoryExperimentStore:
             if self._active.get(experiment.upstream) == experiment_id:
                 del self._active[experiment.upstream]
             return experiment
+
+    def stop_matching(
+        self, *, upstream: str | None, name: str | None, now: float
+    ) -> tuple[Experiment, ...]:
+        with self._lock:
+            candidates = [self._active_locked(u, now) for u in list(self._active)]
+        chosen = [
+            e for e in candidates if e is not None and e.matches(upstream=upstream, name=name)
+        ]
+        return tuple(self.stop(e.id, now=now) for e in chosen)
 
     def active_for(self, upstream: str, *, now: float) -> Experiment | None:
         with self._lock:

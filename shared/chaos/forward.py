@@ -74,7 +74,7 @@ def upstream_url(upstream: Upstream, raw_path: str, raw_query: str) -> str:
     """
     if raw_path and not raw_path.startswith("/"):
         raw_path = "/" + raw_path
-    if any(unquote(segment) in (".", "..") for segment in raw_path.split("/")):
+    if has_dot_segment(raw_path):
         raise InvalidParameter(
             "path",
             "the forwarded path must not contain . or .. segments",
@@ -86,6 +86,21 @@ def upstream_url(upstream: Upstream, raw_path: str, raw_query: str) -> str:
     if urlsplit(url).netloc != urlsplit(upstream.base_url).netloc:
         raise InvalidParameter("path", "path escapes the upstream", allowed="a path", got=raw_path)
     return url
+
+
+def has_dot_segment(raw_path: str) -> bool:
+    """Whether ``raw_path``, as sent or decoded once or twice, has a ``.`` or ``..`` segment.
+
+    Servers and frameworks behind a proxy decode a path once more than it did (``%2F`` becomes a
+    separator, ``%252e`` a dot) and some split on ``\\`` or drop ``;params``: any of those forms
+    that climbs could reach above the upstream's base URL.
+    """
+    once = unquote(raw_path)
+    for form in (raw_path, once, unquote(once)):
+        for segment in form.replace("\\", "/").split("/"):
+            if segment.split(";", 1)[0] in (".", ".."):
+                return True
+    return False
 
 
 def forward_headers(

@@ -46,8 +46,12 @@ MAX_LIST_LIMIT: Final = 500
 
 DELAY_PARAMETERS: Final = ("p", "d", "status", "seed", "retry_after")
 PROXY_PARAMETERS: Final = ("mode", "slow_ms")
-EXPERIMENT_FIELDS: Final = ("upstream", "mode", "duration_s", "slow_ms")
+EXPERIMENT_FIELDS: Final = ("upstream", "mode", "duration_s", "slow_ms", "name")
 LIST_PARAMETERS: Final = ("limit",)
+STOP_PARAMETERS: Final = ("upstream", "name")
+NAME_PATTERN: Final = "[a-z0-9][a-z0-9_-]{0,62}"
+"""Experiment and upstream names: lowercase, URL-safe, never starting with ``_``."""
+_NAME: Final = re.compile(NAME_PATTERN)
 
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -81,6 +85,16 @@ class ExperimentSpec:
     mode: Mode
     duration_s: int
     slow_ms: int = DEFAULT_SLOW_MS
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StopSelector:
+    """Which active experiments a bulk stop ends: those matching every given field (all when
+    neither is given)."""
+
+    upstream: str | None = None
+    name: str | None = None
 
 
 def default_slow_ms(max_delay_ms: int) -> int:
@@ -149,7 +163,25 @@ def parse_experiment_spec(
                 got=values["slow_ms"],
             )
         slow_ms = parse_integer("slow_ms", values["slow_ms"], 0, max_delay_ms)
-    return ExperimentSpec(upstream, cast(Mode, mode), duration_s, slow_ms)
+    name = parse_name("name", values["name"]) if "name" in values else ""
+    return ExperimentSpec(upstream, cast(Mode, mode), duration_s, slow_ms, name)
+
+
+def parse_stop_selector(values: Mapping[str, object]) -> StopSelector:
+    """Validate a bulk stop's ``upstream`` and ``name`` (either, both or neither)."""
+    _reject_unknown(values, STOP_PARAMETERS)
+    upstream = parse_name("upstream", values["upstream"]) if "upstream" in values else None
+    name = parse_name("name", values["name"]) if "name" in values else None
+    return StopSelector(upstream, name)
+
+
+def parse_name(field: str, raw: object) -> str:
+    """A name matching :data:`NAME_PATTERN`."""
+    if isinstance(raw, str) and _NAME.fullmatch(raw):
+        return raw
+    raise InvalidParameter(
+        field, f"{field} must match {NAME_PATTERN}", allowed=NAME_PATTERN, got=raw
+    )
 
 
 def parse_list_limit(values: Mapping[str, object]) -> int:
@@ -213,7 +245,10 @@ def _number(raw: object) -> float | None:
     text_ok = isinstance(raw, str) and len(raw) <= _MAX_NUMBER_CHARS and _DECIMAL.fullmatch(raw)
     if not (isinstance(raw, int | float) or text_ok):
         return None
-    value = float(cast(str | int | float, raw))
+    try:
+        value = float(cast(str | int | float, raw))
+    except OverflowError:  # a JSON integer beyond any float (e.g. 10**400)
+        return None
     return value if math.isfinite(value) else None
 
 

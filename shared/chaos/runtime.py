@@ -65,6 +65,11 @@ class _DeferredStore:
     def stop(self, experiment_id: str, *, now: float) -> Experiment:
         return self._real().stop(experiment_id, now=now)
 
+    def stop_matching(
+        self, *, upstream: str | None, name: str | None, now: float
+    ) -> tuple[Experiment, ...]:
+        return self._real().stop_matching(upstream=upstream, name=name, now=now)
+
     def active_for(self, upstream: str, *, now: float) -> Experiment | None:
         return self._real().active_for(upstream, now=now)
 

@@ -13,6 +13,7 @@ from shared.chaos.experiments import MemoryExperimentStore
 from shared.chaos.runtime import Runtime, use_runtime
 from shared.obs import use_request_sinks
 from shared.resilience.clock import FakeClock
+from shared.settings import reset_settings
 from tests import services
 from tests.chaos import servers
 
@@ -30,6 +31,15 @@ def chaos_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv("CHAOS_ENABLED", "true")
     monkeypatch.setenv("CHAOS_AUTH", "none")
     return monkeypatch
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(chaos_env: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings are read once per instance: each test reads its own environment (a test that
+    changes a variable midway calls ``reset_settings()`` itself, as a redeploy would)."""
+    reset_settings()
+    yield
+    reset_settings()
 
 
 @pytest.fixture(autouse=True)

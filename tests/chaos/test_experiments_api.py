@@ -12,6 +12,7 @@ from shared.chaos.firestore_store import FirestoreExperimentStore
 from shared.chaos.runtime import use_runtime
 from shared.resilience import events
 from shared.resilience.clock import FakeClock
+from shared.settings import reset_settings
 from tests.chaos.servers import EchoUpstream
 
 START = {"upstream": "echo", "mode": "error", "duration_s": 900}
@@ -117,7 +118,8 @@ def test_unknown_id_and_methods(proxy_client: FlaskClient) -> None:
     r = proxy_client.delete("/_experiments/" + "0" * 32)
     assert r.status_code == 404
     assert r.get_json()["error"] == "experiment_not_found"
-    assert proxy_client.put("/_experiments").status_code == 405
+    r = proxy_client.put("/_experiments")
+    assert (r.status_code, r.headers["Allow"]) == (405, "GET, POST, DELETE")
     assert proxy_client.post("/_experiments/" + "0" * 32).status_code == 405
     assert proxy_client.get("/_experiments?limit=0").status_code == 400
 
@@ -128,6 +130,47 @@ def test_stop_and_list_stay_possible_with_the_switch_off(
 ) -> None:
     started = proxy_client.post("/_experiments", json=START).get_json()
     chaos_env.setenv("CHAOS_ENABLED", "false")
+    reset_settings()  # as a redeploy with the switch off would
+    assert proxy_client.delete("/_experiments?upstream=echo").status_code == 200
     assert proxy_client.get("/_experiments").status_code == 200
     assert proxy_client.delete(f"/_experiments/{started['id']}").status_code == 200
     assert proxy_client.post("/_experiments", json=START).status_code == 403
+
+
+@pytest.mark.usefixtures("api_runtime")
+def test_stop_by_upstream_and_name(proxy_client: FlaskClient, clock: FakeClock) -> None:
+    """``DELETE /_experiments?upstream=&name=`` ends what a playbook started, without its id."""
+    recorder = events.Recorder()
+    echo = proxy_client.post("/_experiments", json={**START, "name": "outage-1"}).get_json()
+    other = proxy_client.post("/_experiments", json={**START, "upstream": "other"}).get_json()
+    assert echo["name"] == "outage-1"
+    assert other["name"] is None
+    assert proxy_client.get("/echo/x").status_code == 502
+
+    nothing = proxy_client.delete("/_experiments?name=outage-2")
+    assert (nothing.status_code, nothing.get_json()) == (200, {"stopped": [], "count": 0})
+    clock.advance(5)
+    with events.use_hooks(recorder):
+        r = proxy_client.delete("/chaos_proxy/_experiments?upstream=echo&name=outage-1")
+    assert r.status_code == 200
+    assert r.get_json() == {"stopped": [echo["id"]], "count": 1}
+    assert [(e.action, e.experiment_id) for e in recorder.of(ExperimentChanged)] == [
+        ("stopped", echo["id"])
+    ]
+    assert proxy_client.get("/echo/x").status_code == 200  # seen at once on this instance
+    assert proxy_client.get("/other/x").status_code == 502
+    assert proxy_client.get(f"/_experiments/{echo['id']}").get_json()["status"] == "stopped"
+    # Idempotent: stopping again stops nothing.
+    assert proxy_client.delete("/_experiments?upstream=echo").get_json()["stopped"] == []
+    # No selector: every active experiment.
+    assert proxy_client.delete("/_experiments").get_json()["stopped"] == [other["id"]]
+    assert proxy_client.get("/other/x").status_code == 200
+
+
+@pytest.mark.usefixtures("fake_runtime")
+@pytest.mark.parametrize(
+    ("query", "parameter"), [("upstream=_x", "upstream"), ("name=A", "name"), ("id=1", "id")]
+)
+def test_stop_selector_validation(proxy_client: FlaskClient, query: str, parameter: str) -> None:
+    r = proxy_client.delete(f"/_experiments?{query}")
+    assert (r.status_code, r.get_json()["parameter"]) == (400, parameter)

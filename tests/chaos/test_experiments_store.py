@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -68,6 +67,22 @@ def test_stop_early_is_idempotent(any_store: ExperimentStore) -> None:
     any_store.start(ERROR_15_MIN, now=NOW + 30)
 
 
+def test_stop_matching_ends_the_active_ones_that_match(any_store: ExperimentStore) -> None:
+    named = any_store.start(ExperimentSpec("llm", "error", 60, name="drill"), now=NOW)
+    other = any_store.start(ExperimentSpec("db", "drop", 60, name="drill"), now=NOW)
+    expired = any_store.start(ExperimentSpec("cache", "error", 5, name="drill"), now=NOW)
+    assert any_store.stop_matching(upstream="llm", name="other", now=NOW + 1) == ()
+    assert any_store.stop_matching(upstream=None, name="nope", now=NOW + 1) == ()
+    [stopped] = any_store.stop_matching(upstream="llm", name=None, now=NOW + 1)
+    assert (stopped.id, stopped.stopped_at, stopped.name) == (named.id, NOW + 1, "drill")
+    assert any_store.active_for("llm", now=NOW + 2) is None
+    # The expired one is not "stopped" again; the other active one is.
+    [also] = any_store.stop_matching(upstream=None, name="drill", now=NOW + 10)
+    assert also.id == other.id
+    assert any_store.get(expired.id).status(NOW + 10) == "expired"
+    assert any_store.stop_matching(upstream=None, name=None, now=NOW + 11) == ()
+
+
 def test_stopping_an_expired_experiment_keeps_it_expired(any_store: ExperimentStore) -> None:
     started = any_store.start(ExperimentSpec("llm", "error", 5), now=NOW)
     stopped = any_store.stop(started.id, now=NOW + 6)
@@ -106,6 +121,7 @@ def test_json_form() -> None:
         "status": "active",
         "remaining_s": 45.0,
         "created_by": "",
+        "name": None,
     }
     assert Experiment.from_document(e.to_document()) == e
     with pytest.raises(StoreUnavailable, match="corrupt experiment document"):
@@ -174,17 +190,30 @@ def test_firestore_down_is_store_unavailable(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{services.free_port()}")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-down")
-
-    def client() -> Any:
-        from google.cloud import firestore
-
-        return firestore.Client()
-
-    store = FirestoreExperimentStore(client, timeout_s=1.0)
+    store = FirestoreExperimentStore(timeout_s=1.0)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="experiments store failed"):
         store.active_for("llm", now=NOW)
     assert time.monotonic() - started < 1.5  # the forwarding path makes one attempt
-    with pytest.raises(StoreUnavailable):
-        store.get("0" * 32)
-    assert time.monotonic() - started < 5.0  # retries stay within timeout_s
+    for call in (
+        lambda: store.get("0" * 32),
+        lambda: store.start(ERROR_15_MIN, now=NOW),
+        lambda: store.stop_matching(upstream=None, name=None, now=NOW),
+    ):
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            call()
+        assert time.monotonic() - began < 3.0  # retries and transactions stay within timeout_s
+
+
+def test_firestore_contention_and_outage_map_to_retryable_503s() -> None:
+    from shared.chaos.errors import StoreContended
+    from shared.chaos.firestore_store import _mapped
+    from shared.gcp import firestore as fs
+
+    with pytest.raises(StoreContended) as info, _mapped("experiments.stop"):
+        raise fs.Contention("experiments.stop", "Failed to commit transaction in 3 attempts")
+    assert (info.value.status_code, info.value.code) == (503, "store_contended")
+    assert info.value.headers() == {"Retry-After": "1"}
+    with pytest.raises(StoreUnavailable), _mapped("experiments.get"):
+        raise OSError("connection refused")

@@ -28,6 +28,23 @@ def test_dot_segments_are_refused(path: str) -> None:
     assert info.value.parameter == "path"
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/..%2F..%2Fadmin", "/..%2fadmin", "/a%2F..%2F..%2Fadmin", "/%252e%252e/admin",
+     "/%252E%252E%252Fadmin", "/..%5Cadmin", "/..;/admin", "/%2e%2e%3b/admin"],
+)  # fmt: skip
+def test_encoded_separators_and_double_encoding_cannot_climb(path: str) -> None:
+    # Defect 6 of issue 12: "..%2F..%2Fadmin" was forwarded as /api/..%2F..%2Fadmin.
+    with pytest.raises(InvalidParameter) as info:
+        upstream_url(PREFIXED, path, "")
+    assert info.value.parameter == "path"
+
+
+@pytest.mark.parametrize("path", ["/a..b/c", "/...", "/v1/%2e%2efile", "/x%252Fy", "/.well-known"])
+def test_dots_that_are_not_segments_pass(path: str) -> None:
+    assert upstream_url(PREFIXED, path, "") == PREFIXED.base_url + path
+
+
 @pytest.mark.parametrize("path", ["//evil.test/x", "/@evil.test", "evil.test"])
 def test_the_host_always_stays_the_configured_one(path: str) -> None:
     assert upstream_url(LLM, path, "").startswith("http://127.0.0.1:8084/")
@@ -95,3 +112,30 @@ def test_response_headers_drop_hop_by_hop_and_server_written_ones() -> None:
         ("Set-Cookie", "b=2"),
         ("Content-Length", "10"),
     )
+
+
+@pytest.mark.parametrize(
+    ("raw_uri", "path"),
+    [("/chaos_proxy/demo/http://x/_experiments", "/chaos_proxy/demo/http://x/_experiments"),
+     ("/chaos_proxy/nope/http://x/chaos_proxy/demo/secret",
+      "/chaos_proxy/nope/http://x/chaos_proxy/demo/secret"),
+     ("/a%2Fb?x=http://y/z", "/a%2Fb"),
+     ("http://host:8082/chaos_proxy/demo/a?q=1", "/chaos_proxy/demo/a"),
+     ("HTTPS://host/x", "/x"), ("http://host", "/"), ("*", "/")],
+)  # fmt: skip
+def test_only_a_request_target_that_starts_with_a_scheme_is_absolute_form(
+    raw_uri: str, path: str
+) -> None:
+    # Defect 5 of issue 12: "://" anywhere in the path was taken as an absolute-form target.
+    from shared.chaos.proxy_handler import raw_path, route_of
+
+    assert raw_path({"RAW_URI": raw_uri}) == path
+    if raw_uri.startswith("/chaos_proxy/demo/http"):
+        route = route_of(path)
+        assert (route.kind, route.upstream, route.rest) == (
+            "forward",
+            "demo",
+            "/http://x/_experiments",
+        )
+    if raw_uri.startswith("/chaos_proxy/nope"):
+        assert route_of(path).upstream == "nope"

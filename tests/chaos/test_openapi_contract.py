@@ -165,6 +165,11 @@ class FailingStore(MemoryExperimentStore):
     def stop(self, experiment_id: str, *, now: float) -> Experiment:
         return self._fail()  # type: ignore[no-any-return]
 
+    def stop_matching(
+        self, *, upstream: str | None, name: str | None, now: float
+    ) -> tuple[Experiment, ...]:
+        return self._fail()  # type: ignore[no-any-return]
+
 
 @dataclass
 class Ctx:
@@ -241,6 +246,10 @@ def _mode(method: str) -> dict[str, Example]:
         c.off()
         return call("mode=error")(c)
 
+    def too_many_drops(c: Ctx) -> TestResponse:
+        c.env.setenv("CHAOS_MAX_HELD_DROPS", "0")
+        return call("mode=drop")(c)
+
     return {
         "200": call("mode=slow&slow_ms=5"),
         "400": call("mode=sideways"),
@@ -248,6 +257,7 @@ def _mode(method: str) -> dict[str, Example]:
         "403": off,
         "500": misconfigured,
         "502": call("mode=error"),
+        "503": too_many_drops,
         "504": call("mode=drop"),
     }
 
@@ -320,6 +330,10 @@ def _experiments() -> dict[tuple[str, str, str], Example]:
         c.off()
         return c.proxy.post(EXP, json=START)
 
+    def stopping_all(c: Ctx, h: dict[str, str]) -> TestResponse:
+        c.started()
+        return c.proxy.delete(f"{EXP}?upstream=echo", headers=h)
+
     def failing_get(c: Ctx, h: dict[str, str]) -> TestResponse:
         return c.proxy.get(f"{EXP}/{'0' * 32}", headers=h)
 
@@ -334,6 +348,11 @@ def _experiments() -> dict[tuple[str, str, str], Example]:
         (EXP, "get", "401"): anonymous(listing),
         (EXP, "get", "403"): as_viewer(listing),
         (EXP, "get", "503"): failing(lambda c, h: c.proxy.get(EXP, headers=h)),
+        (EXP, "delete", "200"): as_owner(stopping_all),
+        (EXP, "delete", "400"): lambda c: c.proxy.delete(f"{EXP}?upstream=_x"),
+        (EXP, "delete", "401"): anonymous(stopping_all),
+        (EXP, "delete", "403"): as_viewer(stopping_all),
+        (EXP, "delete", "503"): failing(lambda c, h: c.proxy.delete(EXP, headers=h)),
         (EXP, "post", "201"): as_owner(starting),
         (EXP, "post", "400"): lambda c: c.proxy.post(EXP, json={**START, "duration_s": 0}),
         (EXP, "post", "401"): anonymous(starting),
@@ -418,7 +437,8 @@ def test_example_produces_the_documented_status_and_schema(
     )
     validator.validate(body)
     documented_headers = spec.get("headers", {})
-    if "Retry-After" in documented_headers and status == "429":
+    retryable = status == "429" or body.get("error") in ("too_many_drops", "store_contended")
+    if "Retry-After" in documented_headers and retryable:
         assert response.headers["Retry-After"].isdigit()
     if response.headers.get("X-Chaos-Injected") is not None:
         assert "X-Chaos-Injected" in documented_headers

@@ -10,10 +10,12 @@ from shared.chaos.params import (
     DelayParams,
     ExperimentSpec,
     ProxyParams,
+    StopSelector,
     parse_delay_params,
     parse_experiment_spec,
     parse_list_limit,
     parse_proxy_params,
+    parse_stop_selector,
 )
 
 CAP = 10_000
@@ -47,6 +49,15 @@ def test_bad_probability_names_p_and_its_range(bad: object) -> None:
     assert info.value.parameter == "p"
     assert info.value.allowed == "0.0..1.0"
     assert str(info.value).startswith("p must be a number between 0 and 1; got ")
+
+
+@pytest.mark.parametrize("huge", [10**400, -(10**400), 10**309])
+def test_a_json_integer_beyond_any_float_is_a_bad_p(huge: int) -> None:
+    # Defect 3 of issue 12: float(10**400) raised OverflowError, answered as a 500.
+    with pytest.raises(InvalidParameter) as info:
+        parse_delay_params({"p": huge}, max_delay_ms=CAP)
+    assert (info.value.parameter, info.value.allowed) == ("p", "0.0..1.0")
+    assert str(info.value).endswith("...")  # the echoed value is cut short
 
 
 @pytest.mark.parametrize("bad", ["-1", "1.5", "10001", "abc", "", 300.5, False, "9" * 50, "1e3"])
@@ -145,8 +156,8 @@ def test_experiment_spec() -> None:
         (
             {"upstream": "llm", "mode": "error", "duration_s": 60, "extra": 1},
             "extra",
-            "unknown parameter 'extra'; known parameters: upstream, mode, duration_s, slow_ms; "
-            "got extra",
+            "unknown parameter 'extra'; known parameters: upstream, mode, duration_s, slow_ms, "
+            "name; got extra",
         ),
     ],
 )
@@ -162,3 +173,27 @@ def test_list_limit() -> None:
     assert parse_list_limit({"limit": "5"}) == 5
     with pytest.raises(InvalidParameter, match="limit must be an integer between 1 and 500"):
         parse_list_limit({"limit": "0"})
+
+
+def test_experiment_name_and_stop_selector() -> None:
+    named = parse_experiment_spec(
+        {"upstream": "llm", "mode": "error", "duration_s": 60, "name": "llm-outage_1"},
+        upstreams=("llm",),
+        max_delay_ms=CAP,
+    )
+    assert named.name == "llm-outage_1"
+    assert parse_stop_selector({}) == StopSelector(None, None)
+    assert parse_stop_selector({"upstream": "llm", "name": "x"}) == StopSelector("llm", "x")
+    for field, bad in [("name", "_x"), ("name", "A"), ("name", ""), ("upstream", "a" * 64),
+                       ("name", 5)]:  # fmt: skip
+        with pytest.raises(InvalidParameter) as info:
+            parse_stop_selector({field: bad})
+        assert (info.value.parameter, info.value.allowed) == (field, "[a-z0-9][a-z0-9_-]{0,62}")
+    with pytest.raises(InvalidParameter, match="name must match"):
+        parse_experiment_spec(
+            {"upstream": "llm", "mode": "error", "duration_s": 60, "name": "Bad Name"},
+            upstreams=("llm",),
+            max_delay_ms=CAP,
+        )
+    with pytest.raises(InvalidParameter, match="unknown parameter 'id'"):
+        parse_stop_selector({"id": "x"})

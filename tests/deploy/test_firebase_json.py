@@ -54,7 +54,7 @@ def test_rewrites_serve_each_chaos_function_at_its_own_path(config: dict[str, An
 
 def test_chaos_proxy_routes_the_paths_hosting_forwards() -> None:
     """Hosting keeps the request path: the proxy must read ``/chaos_proxy/...`` as its own."""
-    from shared.chaos.handlers import route_of
+    from shared.chaos.proxy_handler import route_of
 
     assert route_of("/chaos_proxy").kind == "mode"
     forward = route_of("/chaos_proxy/demo/v1/items")
