@@ -768,8 +768,9 @@ def deploy_blue_green(spec: FunctionSpec, settings: Settings, runner: Runner) ->
     after = traffic_of(service, settings, runner, assume=replace(state, latest=f"{service}-NEW"))
     if after.latest == stable:
         raise DeployError(f"{spec.name}: the deploy made no new revision (latest is {stable})")
-    # Pinned again in the same step: reports show gen2 deploys moving all traffic to the new
-    # revision in some setups (terraform-provider-google#24130); this bounds any such window.
+    # Pinned again with the tag: deploys through the Cloud Functions API have been reported to
+    # move all traffic to the new revision (terraform-provider-google#24130); should one do so,
+    # this ends it at once instead of leaving the candidate serving everything.
     tag = update_traffic_command(
         service,
         settings,
