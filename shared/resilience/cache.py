@@ -164,6 +164,13 @@ class TTLCache:
         with self._lock:
             self._entries.clear()
 
+    def reset(self) -> None:
+        """Drop every entry and zero the counters; a load in flight still ends in its waiters."""
+        with self._lock:
+            self._entries.clear()
+            self._hits = self._misses = self._stale = 0
+            self._loads = self._load_errors = self._evictions = 0
+
     def get_or_load(
         self, key: str, ttl: float, fn: Callable[[], T], *, stale_ttl: float | None = None
     ) -> T:

@@ -303,8 +303,10 @@ def use_hooks(*new: Hook) -> Iterator[None]:
 
 
 def reset_hooks() -> None:
-    """Back to the default hooks (structured logging and :data:`METRICS`) in this process."""
+    """Back to the default hooks (structured logging and :data:`METRICS`): the process's, and
+    this context's (an unclosed :func:`use_hooks` of an earlier test no longer applies)."""
     set_hooks(_DEFAULT_HOOKS)
+    _context_hooks.set(None)
 
 
 class Recorder:

@@ -23,6 +23,7 @@ __all__ = [
     "RateLimiter",
     "Throttle",
     "ThrottleStats",
+    "default_throttle",
     "throttle",
 ]
 
@@ -107,8 +108,21 @@ class Throttle:
         with self._lock:
             return ThrottleStats(self.name, self._calls, self._waits, self._waited)
 
+    def reset(self) -> None:
+        """Forget every key's last call and zero the counters."""
+        with self._lock:
+            self._last.clear()
+            self._longest = self.min_interval
+            self._calls = self._waits = 0
+            self._waited = 0.0
+
 
 _DEFAULT_THROTTLE = Throttle(name="throttle")
+
+
+def default_throttle() -> Throttle:
+    """The process-wide :class:`Throttle` behind :func:`throttle`."""
+    return _DEFAULT_THROTTLE
 
 
 def throttle(min_interval: float, *, key: str = "default") -> float:

@@ -34,6 +34,7 @@ __all__ = [
     "ModelTable",
     "ProviderName",
     "api_key_for",
+    "clear_model_tables",
     "load_model_table",
     "model_table",
 ]
@@ -293,3 +294,8 @@ def model_table(environ: Mapping[str, str] | None = None) -> ModelTable:
 @functools.lru_cache(maxsize=4)
 def _cached_table(path: str) -> ModelTable:
     return load_model_table(path)
+
+
+def clear_model_tables() -> None:
+    """Forget the parsed model-table files, so the next :func:`model_table` reads them again."""
+    _cached_table.cache_clear()
