@@ -53,6 +53,7 @@ VARS ?=
 REHEARSAL ?=
 # Run a Chaos Toolkit playbook against the local stack (`make run` in another terminal):
 #   make playbook PLAYBOOK=llm-down [REHEARSAL=1] [VARS="load_s:float=5"] [DRY_RUN=1]
+# (REHEARSAL=1 sets PLAYBOOK_REHEARSAL=1: the playbook's own short setting.)
 # Exit: chaos validate's failure is make's "Error 2" (invalid playbook), chaos run's is
 # "Error 1" (deviated, failed or interrupted: see the journal). DRY_RUN=1 (or a --dry mode)
 # writes .local/journal-<name>.dry.json, never the last real journal.
@@ -60,8 +61,8 @@ playbook: setup
 	@mkdir -p .local
 	@PYTHONPATH=$(CURDIR) $(VENV)/bin/chaos --no-version-check --log-file .local/chaostoolkit.log validate \
 		playbooks/$(PLAYBOOK).yaml >/dev/null || exit 2
-	PYTHONPATH=$(CURDIR) $(VENV)/bin/chaos --no-version-check --log-file .local/chaostoolkit.log run \
-		$(if $(REHEARSAL),--var-file playbooks/rehearsal/$(PLAYBOOK).yaml,) \
+	PYTHONPATH=$(CURDIR) $(if $(REHEARSAL),PLAYBOOK_REHEARSAL=1,) \
+		$(VENV)/bin/chaos --no-version-check --log-file .local/chaostoolkit.log run \
 		$(foreach v,$(VARS),--var $(v)) \
 		$(if $(DRY_RUN),--dry $(if $(filter 1 true yes,$(DRY_RUN)),activities,$(DRY_RUN)),) \
 		--journal-path .local/journal-$(PLAYBOOK)$(if $(DRY_RUN),.dry,).json \

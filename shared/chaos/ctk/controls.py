@@ -1,16 +1,22 @@
-"""Chaos Toolkit controls of the project: the measured numbers, printed and journaled.
+"""Chaos Toolkit controls of the project: rehearsal setting, safeguard, measured numbers.
 
 Declare in a playbook::
 
     controls:
-      - name: measurements
+      - name: project
         provider:
           type: python
           module: shared.chaos.ctk.controls
+          arguments:
+            rehearsal: {load_s: 8}
 
-A safeguard: an action of the method that fails, or an ``http`` action answered 4xx/5xx (Chaos
-Toolkit only warns about those), interrupts the run. A fault that never started must not let the
-steady state after the method "hold" and pass.
+Before the run, with ``PLAYBOOK_REHEARSAL=1``, the ``rehearsal`` values replace the playbook's
+configuration (:mod:`shared.chaos.ctk.rehearsal`).
+
+Safeguards: a steady state that does not hold *before* the method makes the run ``failed``
+(Chaos Toolkit would end it ``completed`` with exit 0). An action of the method that fails, or
+an ``http`` action answered 4xx/5xx (Chaos Toolkit only warns about those), interrupts the run:
+a fault that never started must not let the steady state after the method "hold" and pass.
 
 After the run, prints one table of the numbers measured from outside (see
 :mod:`shared.chaos.ctk.measurements`) with the verdict, and adds them to the journal under
@@ -19,20 +25,42 @@ After the run, prints one table of the numbers measured from outside (see
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 from shared.chaos.ctk.measurements import measurements
+from shared.chaos.ctk.rehearsal import REHEARSAL_ENV, apply_rehearsal, rehearsing
 
 __all__ = [
     "after_activity_control",
     "after_experiment_control",
     "after_method_control",
+    "before_experiment_control",
     "before_method_control",
 ]
 
 EXTENSION = "measurements"
 _phase = {"in_method": False}
+logger = logging.getLogger("chaostoolkit")
+
+
+def before_experiment_control(
+    context: Any,
+    configuration: Any = None,
+    experiment: Any = None,
+    rehearsal: Any = None,
+    **kwargs: Any,
+) -> None:
+    """With ``PLAYBOOK_REHEARSAL=1``, switch ``configuration`` to the rehearsal values."""
+    _phase["in_method"] = False
+    if not rehearsal or not isinstance(configuration, dict) or not rehearsing():
+        return
+    from chaoslib.configuration import load_configuration  # type: ignore[import-untyped]
+
+    declared = (experiment or {}).get("configuration") or {}
+    applied = apply_rehearsal(configuration, load_configuration(declared), rehearsal)
+    logger.info("rehearsal setting (%s=1): %s", REHEARSAL_ENV, applied)
 
 
 def before_method_control(context: Any, **kwargs: Any) -> None:
@@ -102,6 +130,12 @@ def after_experiment_control(context: Any, state: Any = None, **kwargs: Any) -> 
     """Summarise the journal ``state``: print the table, journal the numbers."""
     if not isinstance(state, dict):
         return
+    before = (state.get("steady_states") or {}).get("before") or {}
+    if before.get("steady_state_met") is False and state.get("status") == "completed":
+        # Chaos Toolkit ends such a run "completed" (exit 0): the steady state never held, so
+        # nothing was tested. Report it as failed (exit 1), as a probe error would be.
+        state["status"] = "failed"
+        logger.error("safeguard: the steady state did not hold before the method: run failed")
     summary = measurements(state)
     verdict = "deviated" if state.get("deviated") else str(state.get("status"))
     title = str((context or {}).get("title", "experiment")) if isinstance(context, dict) else ""

@@ -74,6 +74,7 @@ def sample_of(at_s: float, plan: str, latency_ms: float, response: Any) -> Sampl
         cache=_text(body.get("cache")),
         queue_wait_ms=_float(body.get("queue_wait_ms")),
         retry_after=headers.get("Retry-After") if status == 429 else None,
+        degraded_reason=_text(body.get("degraded_reason")),
     )
 
 
@@ -90,14 +91,14 @@ class Timetable:
     def progress(self) -> str:
         elapsed = time.monotonic() - self.started
         recent = [s for s in self.samples if s.at_s >= elapsed - max(self.spec.progress_s, 2.0)]
-        errors = sum(1 for s in recent if s.status not in (200, 429))
+        errors = sum(1 for s in recent if s.status not in (200, 429) or s.served == "degraded")
         refused = sum(1 for s in recent if s.status == 429)
         p95 = percentiles(s.latency_ms for s in recent if s.status == 200)
         remaining = max(0.0, self.spec.duration_s - elapsed)
         return (
             f"[{self.spec.label}] {elapsed:5.1f} s elapsed, {remaining:5.1f} s left | "
             f"sent {self.sent}/{self.spec.planned} | "
-            f"errors {errors / len(recent) if recent else 0.0:6.1%} | "
+            f"errors+degraded {errors / len(recent) if recent else 0.0:6.1%} | "
             f"429 {refused / len(recent) if recent else 0.0:6.1%} | "
             f"p95 {p95['p95'] if p95 else float('nan'):7.1f} ms"
         )
@@ -155,7 +156,7 @@ def run(spec: LoadSpec, *, out: Any = sys.stderr) -> dict[str, Any]:
     Dispatcher.concurrency = spec.max_in_flight
     table = Timetable(spec)
     Dispatcher.timetable = table
-    console = Console(file=out, highlight=False)
+    console = Console(file=out, highlight=False, markup=False, soft_wrap=True)
     env = Environment(user_classes=[Dispatcher])
     runner = env.create_local_runner()
     runner.start(1, spawn_rate=1)

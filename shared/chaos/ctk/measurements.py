@@ -19,6 +19,7 @@ __all__ = ["measurements", "numbers_of"]
 LOAD_NUMBERS: dict[str, str] = {
     "sent": "sent",
     "answered": "answered_ratio",
+    "ok": "ok_ratio",
     "errors": "error_ratio",
     "p50_ms": "latency_ms.p50",
     "p95_ms": "latency_ms.p95",
@@ -44,6 +45,7 @@ COLD_START_NUMBERS: dict[str, str] = {
     "first_ms": "first_ms",
     "warm_p95_ms": "warm_p95_ms",
     "first_over_warm_ms": "first_over_warm_ms",
+    "cache_hit": "cache_hit_ratio",
     "failures": "failures",
 }
 
@@ -54,9 +56,9 @@ def numbers_of(output: Any) -> dict[str, Any] | None:
         return None
     if "latency_ms" in output and "sent" in output:
         numbers = {name: lookup(output, path) for name, path in LOAD_NUMBERS.items()}
-        by_model = output.get("fallback_by_model")
-        if by_model:
-            numbers["fallback_by_model"] = dict(by_model)
+        for extra in ("fallback_by_model", "degraded_reasons"):
+            if output.get(extra):
+                numbers[extra] = dict(output[extra])
         return {k: v for k, v in numbers.items() if v is not None}
     if "first_ms" in output and "prewarm" in output:
         numbers = {name: lookup(output, path) for name, path in COLD_START_NUMBERS.items()}

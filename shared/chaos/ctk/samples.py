@@ -35,6 +35,7 @@ class Sample:
     cache: str | None = None
     queue_wait_ms: float | None = None
     retry_after: str | None = None  # the Retry-After header of a 429
+    degraded_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,19 +63,20 @@ def _ratio(part: int, whole: int) -> float | None:
 
 
 def _plan_report(samples: Sequence[Sample], target_ms: float) -> dict[str, Any]:
-    answered = [s for s in samples if s.status == 200]
+    ok = [s for s in samples if s.status == 200]
+    answered = [s for s in ok if s.served != "degraded"]
     refused = [s for s in samples if s.status == 429]
-    waits = [s.queue_wait_ms for s in answered if s.queue_wait_ms is not None]
+    waits = [s.queue_wait_ms for s in ok if s.queue_wait_ms is not None]
     return {
         "sent": len(samples),
         "answered": len(answered),
         "refused": len(refused),
         "answered_ratio": _ratio(len(answered), len(samples)),
-        # A refused or failed request is not served within the target.
+        # A refused, failed or degraded request is not served within the target.
         "within_target_ratio": _ratio(
             sum(1 for s in answered if s.latency_ms < target_ms), len(samples)
         ),
-        "latency_ms": percentiles(s.latency_ms for s in answered),
+        "latency_ms": percentiles(s.latency_ms for s in ok),
         "queue_wait_ms": percentiles(waits),
     }
 
@@ -87,18 +89,18 @@ def _timeline(samples: Sequence[Sample], duration_s: float, buckets: int) -> lis
         slices[min(buckets - 1, max(0, math.floor(sample.at_s / width)))].append(sample)
     rows = []
     for index, part in enumerate(slices):
-        answered = [s for s in part if s.status == 200]
-        latency = percentiles(s.latency_ms for s in answered)
-        waits = percentiles(s.queue_wait_ms for s in answered if s.queue_wait_ms is not None)
+        ok = [s for s in part if s.status == 200]
+        refused = sum(1 for s in part if s.status == 429)
+        latency = percentiles(s.latency_ms for s in ok)
+        waits = percentiles(s.queue_wait_ms for s in ok if s.queue_wait_ms is not None)
         rows.append(
             {
                 "t_s": round(index * width, 3),
                 "sent": len(part),
-                "answered": len(answered),
-                "refused_ratio": _ratio(sum(1 for s in part if s.status == 429), len(part)),
-                "error_ratio": _ratio(
-                    sum(1 for s in part if s.status not in (200, 429)), len(part)
-                ),
+                "ok": len(ok),
+                "degraded": sum(1 for s in ok if s.served == "degraded"),
+                "refused_ratio": _ratio(refused, len(part)),
+                "error_ratio": _ratio(len(part) - len(ok) - refused, len(part)),
                 "p95_ms": latency["p95"] if latency else None,
                 "queue_wait_p95_ms": waits["p95"] if waits else None,
             }
@@ -118,21 +120,26 @@ def summarize(
 ) -> dict[str, Any]:
     """The report of one run: the numbers a playbook's tolerances read.
 
-    ``answered`` is a 200 (any ``served`` kind); ``refused`` a 429; anything else (5xx, 4xx other
-    than 429, connection errors as status "0") is in ``errors``. Ratios are over requests sent and
-    are None when nothing was sent. ``served_rpm`` is answers per minute over the run, and
-    ``served_per_base_rpm`` that divided by ``base_rpm`` (the rate the load was scaled from,
+    ``ok`` is a 200 of any ``served`` kind, ``answered`` a 200 that is not the degraded UX message,
+    ``refused`` a 429; anything else (5xx, 4xx other than 429, connection errors as status "0") is
+    in ``errors``. Latencies are over every 200 (what users saw, the UX message included).
+    Ratios are over requests sent and are None when nothing was sent. ``served_rpm`` is 200s
+    per minute over the load's window (``duration_s``, longer if answers came late);
+    ``served_per_base_rpm`` is that divided by ``base_rpm`` (the rate the load was scaled from,
     e.g. the service's capacity: a limiter holds it near 1 whatever the load factor).
     """
     sent = len(samples)
-    answered = [s for s in samples if s.status == 200]
+    ok = [s for s in samples if s.status == 200]
+    answered = [s for s in ok if s.served != "degraded"]
     refused = [s for s in samples if s.status == 429]
-    served_rpm = len(answered) * 60.0 / elapsed_s if elapsed_s > 0 else None
+    window_s = max(duration_s, elapsed_s)  # the load's window, longer if answers came late
+    served_rpm = len(ok) * 60.0 / window_s if window_s > 0 else None
     errors = Counter(str(s.status) for s in samples if s.status not in (200, 429))
-    served = Counter(s.served or "unknown" for s in answered)
-    cache = Counter(s.cache or "unknown" for s in answered)
+    served = Counter(s.served or "unknown" for s in ok)
+    cache = Counter(s.cache or "unknown" for s in ok)
     models = Counter(s.model or "none" for s in answered)
-    fallback_by_model = Counter(s.model or "none" for s in answered if s.served == "fallback")
+    fallback_by_model = Counter(s.model or "none" for s in ok if s.served == "fallback")
+    reasons = Counter(s.degraded_reason or "unknown" for s in ok if s.served == "degraded")
     retry_after = [s.retry_after for s in refused]
     retry_after_s = [float(v) for v in retry_after if v is not None and _is_number(v)]
     plans = sorted({s.plan for s in samples})
@@ -140,23 +147,26 @@ def summarize(
     return {
         "planned": planned,
         "sent": sent,
+        "ok": len(ok),
+        "ok_ratio": _ratio(len(ok), sent),
         "answered": len(answered),
         "answered_ratio": _ratio(len(answered), sent),
-        "answered_or_refused_ratio": _ratio(len(answered) + len(refused), sent),
+        "ok_or_refused_ratio": _ratio(len(ok) + len(refused), sent),
         "errors": dict(sorted(errors.items())),
         "error_ratio": _ratio(sum(errors.values()), sent),
-        "latency_ms": percentiles(s.latency_ms for s in answered),
+        "latency_ms": percentiles(s.latency_ms for s in ok),
         "plans": {
             plan: _plan_report([s for s in samples if s.plan == plan], target_s * 1000.0)
             for plan in plans
         },
         "served": {kind: served.get(kind, 0) for kind in (*SERVED, "unknown")},
-        "served_ratio": {kind: _ratio(served.get(kind, 0), len(answered)) for kind in SERVED},
-        "stale_or_degraded_ratio": _ratio(served["stale"] + served["degraded"], len(answered)),
+        "served_ratio": {kind: _ratio(served.get(kind, 0), len(ok)) for kind in SERVED},
+        "stale_or_degraded_ratio": _ratio(served["stale"] + served["degraded"], len(ok)),
         "cache": dict(sorted(cache.items())),
         "cache_hit_ratio": _ratio(cache["hit"] + cache["stale"], cache_lookups),
         "models": dict(sorted(models.items())),
         "fallback_ratio": _ratio(served["fallback"], len(answered)),
+        "degraded_reasons": dict(sorted(reasons.items())),
         "fallback_by_model": dict(sorted(fallback_by_model.items())),
         "refused": {
             "count": len(refused),

@@ -178,6 +178,8 @@ def cold_start(
     questions: Sequence[str] = POPULAR_QUESTIONS,
     prewarm_path: str | None = None,
     plan: str = "premium",
+    interval_s: float = 0.6,
+    settle_s: float = 1.0,
     timeout_s: float = 10.0,
     start_timeout_s: float = 60.0,
 ) -> dict[str, Any]:
@@ -186,15 +188,20 @@ def cold_start(
     ``url`` is the running service's endpoint (``http://127.0.0.1:8085/graph_ask``). With
     ``prewarm``, each of ``questions`` is asked once (and ``prewarm_path`` fetched if given)
     before the timed calls, as a deploy's prewarm task would. Then ``calls`` requests ask the
-    questions in turn. Reports ``start_s`` (process start until its port opened),
-    ``prewarm_ms``, ``first_ms``, ``warm_p95_ms`` (calls after the first), ``first_over_warm_ms``
-    and ``failures`` (a status other than 200).
+    questions in turn, ``interval_s`` apart, ``settle_s`` after the prewarm: the service's
+    admission must not throttle the probe (its default 120 rpm allows one call per 0.5 s).
+    Reports ``start_s`` (process start until its port opened), ``prewarm_ms``, ``first_ms``,
+    ``warm_p95_ms`` (calls after the first), ``first_over_warm_ms``, ``cache_hit_ratio`` (hits
+    among the timed calls that looked the cache up) and ``failures`` (a status other than 200).
     """
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or parts.port is None:
         raise InvalidArgument(f"url must be http://127.0.0.1:<port>/..., got {url!r}")
     if isinstance(calls, bool) or not isinstance(calls, int) or not 2 <= calls <= 1000:
         raise InvalidArgument(f"calls must be an integer in [2, 1000], got {calls!r}")
+    for name, value in (("interval_s", interval_s), ("settle_s", settle_s)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+            raise InvalidArgument(f"{name} must be a number of seconds in [0, 60], got {value!r}")
     if isinstance(questions, str) or not questions:
         raise InvalidArgument("questions must be a non-empty list of strings")
     service = find_service(parts.port)
@@ -213,7 +220,10 @@ def cold_start(
             for text in questions:
                 _ask(fresh, text, plan, timeout_s)
             prewarm_ms = (time.monotonic() - began) * 1000.0
+            time.sleep(settle_s)
         for index in range(calls):
+            if index:
+                time.sleep(interval_s)
             answers.append(_ask(fresh, questions[index % len(questions)], plan, timeout_s))
     latencies = [a.ms for a in answers]
     served = [a.served for a in answers]
