@@ -78,13 +78,14 @@ class _Entry:
 class _Flight:
     """One in-progress load that concurrent misses on the same key wait for."""
 
-    __slots__ = ("done", "error", "stale", "value")
+    __slots__ = ("done", "error", "stale", "value", "waiters")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
         self.stale = False
+        self.waiters = 0  # callers other than the loader sharing this load
 
 
 def _check_ttl(ttl: float) -> None:
@@ -171,6 +172,12 @@ class TTLCache:
             self._hits = self._misses = self._stale = 0
             self._loads = self._load_errors = self._evictions = 0
 
+    def waiting(self, key: str) -> int:
+        """How many callers wait for the load of ``key`` in flight now (0 when none is)."""
+        with self._lock:
+            flight = self._flights.get(key)
+            return 0 if flight is None else flight.waiters
+
     def get_or_load(
         self, key: str, ttl: float, fn: Callable[[], T], *, stale_ttl: float | None = None
     ) -> T:
@@ -216,7 +223,9 @@ class TTLCache:
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
-            if flight is None:
+            if flight is not None:
+                flight.waiters += 1
+            else:
                 # Another caller may have stored the value since our lookup.
                 entry = self._entries.get(key)
                 if entry is not None and self._clock.monotonic() < entry.expires:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -17,6 +17,14 @@ from shared.resilience.errors import ConfigError
 
 class Boom(Exception):
     pass
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Return once ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
 
 
 @pytest.fixture
@@ -154,11 +162,8 @@ def test_single_flight_ten_threads_one_call() -> None:
     assert started.wait(5)
     for t in threads[1:]:
         t.start()
-    # Let the nine followers reach the in-flight load before the leader finishes.
-    deadline = time.monotonic() + 5
-    while sum(1 for t in threads if t.is_alive()) < 10 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(0.05)
+    # The nine followers have joined the load in flight before the leader finishes.
+    wait_until(lambda: c.waiting("k") == 9)
     release.set()
     for t in threads:
         t.join(5)
@@ -167,6 +172,7 @@ def test_single_flight_ten_threads_one_call() -> None:
     assert not any(r.hit or r.stale for r in results)
     s = c.stats()
     assert (s.loads, s.misses) == (1, 10)
+    assert c.waiting("k") == 0  # the flight is over
 
 
 def test_single_flight_shares_the_exception() -> None:
@@ -198,7 +204,7 @@ def test_single_flight_shares_the_exception() -> None:
     assert started.wait(5)
     for t in threads[1:]:
         t.start()
-    time.sleep(0.05)
+    wait_until(lambda: c.waiting("k") == 4)
     release.set()
     for t in threads:
         t.join(5)
