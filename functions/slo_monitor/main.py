@@ -7,7 +7,7 @@ by :mod:`shared.slo.service`, never at import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import functions_framework
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @functions_framework.http
 @observed("slo_monitor")
-def slo_monitor(request: flask.Request) -> tuple[dict[str, Any], int]:
+def slo_monitor(request: flask.Request) -> tuple[dict[str, object], int]:
     """Run the SLO checks once; answers the run summary as JSON (503: retry me)."""
     from shared.slo.service import handle
 

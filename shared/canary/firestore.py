@@ -4,33 +4,60 @@ Document fields: ``version``, ``percent``, ``previous_version``, ``halted`` (wit
 ``halt_reason``; Step 64's ``rolloutAdvance`` must not advance a halted rollout),
 ``rolled_back_version``, ``generation`` (incremented by every change) and ``updated_at``.
 Every change is a transaction: read, decide with the same rules as the in-memory target, write.
-Decisions are journaled in ``rollout/<name>/decisions``. The client is created on first use.
-Every call is bounded by ``timeout_s`` (retries included); driver failures become
-:class:`TargetUnavailable`.
+Decisions are journaled in ``rollout/<name>/decisions``. Firestore is reached through
+:mod:`shared.gcp.firestore`: the client is created on first use, every call (and each
+transaction as a whole) is bounded by ``timeout_s`` with retries included, and driver failures
+become :class:`TargetUnavailable`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from typing import Any, Final, TypedDict, cast
 
 from shared.canary.errors import CanaryConfigError, CanaryError, TargetUnavailable
-from shared.canary.gate import Decision
+from shared.canary.gate import Decision, Verdict
 from shared.canary.targets import RolloutState, apply_percent, apply_rollback, check_percent
+from shared.gcp import firestore as fs
 
 COLLECTION: Final = "rollout"
 DECISIONS: Final = "decisions"
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 
-def default_client() -> Any:
-    """A Firestore client for the ambient project (``FIRESTORE_EMULATOR_HOST`` is honoured)."""
-    from google.cloud import firestore
+class RolloutDocument(TypedDict):
+    """``rollout/<name>`` as stored (plus ``updated_at``, a server timestamp)."""
 
-    return firestore.Client()
+    version: str
+    percent: int
+    previous_version: str | None
+    halted: bool
+    halt_reason: str
+    rolled_back_version: str | None
+    generation: int
+
+
+class DecisionDocument(TypedDict):
+    """One entry of ``rollout/<name>/decisions``; ``at`` in epoch seconds."""
+
+    verdict: Verdict
+    current_percent: int
+    next_percent: int
+    reasons: list[str]
+    breaches: list[str]
+    version: str
+    percent_after: int
+    halted: bool
+    generation: int
+    at: float
+
+
+def default_client() -> Any:
+    """The process's Firestore client for the ambient project (emulator honoured)."""
+    return fs.client()
 
 
 class FirestoreRollout:
@@ -42,7 +69,7 @@ class FirestoreRollout:
         client_factory: Callable[[], Any] = default_client,
         *,
         collection: str = COLLECTION,
-        timeout_s: float = 10.0,
+        timeout_s: float = fs.DEFAULT_TIMEOUT_S,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise CanaryConfigError(
@@ -83,7 +110,8 @@ class FirestoreRollout:
         return self._transact(change)
 
     def state(self) -> RolloutState:
-        snapshot = self._call(lambda: self._ref().get(**self._bounded()))
+        with _guarded("rollout.state"):
+            snapshot = self._ref().get(**fs.bounded(self._timeout))
         if not snapshot.exists:
             raise CanaryError(f"rollout {self.name!r} does not exist: start it first")
         return _state(self.name, snapshot.to_dict())
@@ -98,8 +126,10 @@ class FirestoreRollout:
 
     def record(self, decision: Decision, state: RolloutState, *, at: float) -> None:
         """Add ``decision`` (with the state it left) to ``rollout/<name>/decisions``."""
-        document = {
-            **asdict(decision),
+        document: DecisionDocument = {
+            "verdict": decision.verdict,
+            "current_percent": decision.current_percent,
+            "next_percent": decision.next_percent,
             "reasons": list(decision.reasons),
             "breaches": list(decision.breaches),
             "version": state.version,
@@ -108,12 +138,15 @@ class FirestoreRollout:
             "generation": state.generation,
             "at": at,
         }
-        self._call(lambda: self._ref().collection(DECISIONS).add(document, timeout=self._timeout))
+        with _guarded("rollout.record"):
+            self._ref().collection(DECISIONS).add(dict(document), **fs.bounded(self._timeout))
 
-    def decisions(self) -> list[dict[str, Any]]:
+    def decisions(self) -> list[DecisionDocument]:
         """The journaled decisions, oldest first."""
         query = self._ref().collection(DECISIONS).order_by("at")
-        return [s.to_dict() for s in self._call(lambda: list(query.stream(**self._bounded())))]
+        with _guarded("rollout.decisions"):
+            snapshots = list(query.stream(**fs.bounded(self._timeout)))
+        return [cast(DecisionDocument, s.to_dict()) for s in snapshots]
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -129,9 +162,8 @@ class FirestoreRollout:
 
         ref = self._ref()
 
-        @firestore.transactional
         def run(transaction: Any) -> RolloutState:
-            snapshot = ref.get(transaction=transaction, **self._bounded())
+            snapshot = ref.get(transaction=transaction, **transaction.bounded())
             current = _state(self.name, snapshot.to_dict()) if snapshot.exists else None
             new = change(current)
             if new is None:
@@ -141,38 +173,42 @@ class FirestoreRollout:
             transaction.set(ref, {**_document(new), "updated_at": firestore.SERVER_TIMESTAMP})
             return new
 
-        result: RolloutState = self._call(lambda: run(self._db().transaction()))
-        return result
+        with _guarded("rollout.change"):
+            return fs.transaction(run, op="rollout.change", db=self._db(), timeout_s=self._timeout)
 
     def _ref(self) -> Any:
         return self._db().collection(self._collection).document(self.name)
-
-    def _bounded(self) -> dict[str, Any]:
-        from google.api_core.retry import Retry
-
-        return {"retry": Retry(timeout=self._timeout), "timeout": self._timeout}
 
     def _db(self) -> Any:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._call(self._factory)
+                    with _guarded("rollout.client"):
+                        self._client = self._factory()
         return self._client
 
-    def _call(self, call: Callable[[], Any]) -> Any:
-        from google.api_core import exceptions as api_exceptions
-        from google.auth import exceptions as auth_exceptions
 
-        try:
-            return call()
-        except (api_exceptions.GoogleAPIError, auth_exceptions.GoogleAuthError, OSError) as exc:
-            raise TargetUnavailable(f"rollout store failed: {type(exc).__name__}: {exc}") from exc
+@contextlib.contextmanager
+def _guarded(op: str) -> Iterator[None]:
+    """``fs.guarded(op)``, its errors raised as the canary's :class:`TargetUnavailable`
+    (nothing is known to have changed)."""
+    try:
+        with fs.guarded(op):
+            yield
+    except fs.FirestoreError as exc:
+        raise TargetUnavailable(f"rollout store failed: {exc}") from exc
 
 
-def _document(state: RolloutState) -> dict[str, Any]:
-    document = asdict(state)
-    del document["name"]
-    return document
+def _document(state: RolloutState) -> RolloutDocument:
+    return {
+        "version": state.version,
+        "percent": state.percent,
+        "previous_version": state.previous_version,
+        "halted": state.halted,
+        "halt_reason": state.halt_reason,
+        "rolled_back_version": state.rolled_back_version,
+        "generation": state.generation,
+    }
 
 
 def _state(name: str, document: dict[str, Any] | None) -> RolloutState:

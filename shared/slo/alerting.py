@@ -15,11 +15,21 @@ from shared.resilience.clock import SYSTEM_CLOCK, Clock
 from shared.resilience.retries import retry
 from shared.resilience.transient import parse_retry_after
 from shared.slo.errors import AlertDeliveryError, AlertUnreachable
+from shared.slo.records import AlertKind, AlertRecord
 
 _EMOJI = {"page": ":rotating_light:", "ticket": ":warning:", "warning": ":large_yellow_circle:"}
 
 
-def violation_message(data: Mapping[str, Any], link: str | None = None) -> dict[str, Any]:
+def message_for(kind: AlertKind, data: AlertRecord, link: str | None = None) -> dict[str, Any]:
+    """The Block Kit payload for an outbox record of ``kind``."""
+    if kind == "violation":
+        return violation_message(data, link)
+    if kind == "no_data":
+        return no_data_message(data, link)
+    return recovery_message(data, link)
+
+
+def violation_message(data: AlertRecord, link: str | None = None) -> dict[str, Any]:
     """The Block Kit payload for one violation record (as stored by the recorder)."""
     severity = str(data.get("severity") or "warning")
     title = f"{_EMOJI.get(severity, ':warning:')} SLO violation: {data['slo']} ({severity})"
@@ -45,7 +55,29 @@ def violation_message(data: Mapping[str, Any], link: str | None = None) -> dict[
     return _message(title, fields, context, text, link)
 
 
-def recovery_message(data: Mapping[str, Any], link: str | None = None) -> dict[str, Any]:
+def no_data_message(data: AlertRecord, link: str | None = None) -> dict[str, Any]:
+    """The payload for an SLO whose source has returned nothing for several windows in a row.
+
+    A broken filter, a renamed metric or a silent service all look like this: the SLO is not
+    being judged at all, which no violation alert would ever say.
+    """
+    windows = data.get("no_data_windows", 0)
+    title = f":grey_question: SLO without data: {data['slo']}"
+    fields = [
+        ("SLO", f"{data['slo']} ({data.get('sli', '')})"),
+        ("Objective", str(data.get("objective"))),
+        ("No data since", _when(data.get("no_data_since"))),
+        ("Windows in a row", str(windows)),
+    ]
+    context = (
+        f"Detected {_when(data.get('detected_at'))} · check the SLI's filter and that the "
+        "service is receiving traffic"
+    )
+    text = f"SLO {data['slo']}: no data for {windows} windows in a row ({data.get('window')} each)"
+    return _message(title, fields, context, text, link)
+
+
+def recovery_message(data: AlertRecord, link: str | None = None) -> dict[str, Any]:
     """The Block Kit payload for a recovery record."""
     title = f":white_check_mark: SLO recovered: {data['slo']}"
     fields = [
@@ -84,7 +116,7 @@ def _message(
     return {"text": text, "blocks": blocks}
 
 
-def _window_text(data: Mapping[str, Any]) -> str:
+def _window_text(data: AlertRecord) -> str:
     start, end = data.get("window_start"), data.get("window_end")
     if isinstance(start, datetime) and isinstance(end, datetime):
         return f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC ({data.get('window')})"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.slo.backends import Backend
 from shared.slo.burn_rate import FiredRule, burn_rate, fired_rules, severity_of
@@ -51,7 +50,7 @@ class SloResult:
     def observed_text(self) -> str:
         return describe_value(self.slo, self.value)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "slo": self.slo.name,
             "service": self.slo.service,

@@ -30,6 +30,9 @@ PERCENTILES = (50, 90, 95, 99)
 SEVERITIES: tuple[Severity, ...] = ("page", "ticket")
 DEFAULT_WINDOW_S = 300
 MIN_WINDOW_S = 60
+#: Consecutive windows without data before an SLO alerts "no data" (30 minutes at 5m).
+DEFAULT_NO_DATA_ALERT_AFTER = 6
+MAX_NO_DATA_ALERT_AFTER = 2016  # a week of 5-minute windows
 
 #: The Google SRE Workbook's multiwindow, multi-burn-rate policy (chapter 5, table 5-8).
 SRE_WORKBOOK_POLICY_YAML: tuple[dict[str, Any], ...] = (
@@ -55,6 +58,7 @@ _SLO_KEYS = {
     "threshold_ms",
     "window",
     "error_budget_policy",
+    "no_data_alert_after",
     "service_level_indicator",
 }
 _RULE_KEYS = {"name", "severity", "burn_rate", "long_window", "short_window"}
@@ -91,7 +95,9 @@ class Slo:
     For ``good_bad_ratio`` the SLO holds while the good fraction is above ``goal``; for
     ``latency_percentile`` while the ``percentile``-th latency is below ``threshold_ms`` (then
     ``goal`` is ``percentile / 100``: that share of requests must be faster than the threshold).
-    ``window_s`` is the evaluation window in seconds.
+    ``window_s`` is the evaluation window in seconds. After ``no_data_alert_after`` consecutive
+    runs whose window had no data, one "no data" alert goes out (0: never), so a broken filter
+    or a silent service does not pass for a healthy one.
     """
 
     name: str
@@ -106,6 +112,7 @@ class Slo:
     description: str = ""
     percentile: int | None = None
     threshold_ms: float | None = None
+    no_data_alert_after: int = DEFAULT_NO_DATA_ALERT_AFTER
 
     @property
     def budget(self) -> Fraction:
@@ -365,6 +372,16 @@ def _parse_slo(
     for key in ("service", "sli", "description"):
         if key in item and not isinstance(item[key], str):
             problems.append(f"{at}.{key}: must be a string; got {item[key]!r}")
+    no_data_after = item.get("no_data_alert_after", DEFAULT_NO_DATA_ALERT_AFTER)
+    if (
+        isinstance(no_data_after, bool)
+        or not isinstance(no_data_after, int)
+        or not 0 <= no_data_after <= MAX_NO_DATA_ALERT_AFTER
+    ):
+        problems.append(
+            f"{at}.no_data_alert_after: must be a whole number of windows from 0 (never) to "
+            f"{MAX_NO_DATA_ALERT_AFTER}; got {no_data_after!r}"
+        )
     if len(problems) > before or query is None or goal is None or rules is None:
         return None
     default_sli = "latency" if method == "latency_percentile" else "availability"
@@ -381,6 +398,7 @@ def _parse_slo(
         description=str(item.get("description", "")),
         percentile=percentile,
         threshold_ms=threshold,
+        no_data_alert_after=int(no_data_after),
     )
 
 

@@ -2,6 +2,10 @@
 
 The run's window ends on the last multiple of the config's ``window`` (5 minutes), so a retried
 or concurrent run of the same scheduler tick records into the same documents.
+
+Firestore steps are not retried here: the recorder's calls already retry transient errors within
+their own bound (:mod:`shared.gcp.firestore`), and a second layer of retries multiplied the time
+a run took to give up. A step that still fails ends the run with :class:`RecordError`.
 """
 
 from __future__ import annotations
@@ -11,28 +15,43 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Final, TypeVar
 
+from shared.gcp import firestore as fs
 from shared.resilience.clock import SYSTEM_CLOCK, Clock
-from shared.resilience.retries import retry
-from shared.resilience.transient import is_transient
-from shared.slo.alerting import SlackWebhook, recovery_message, violation_message
+from shared.slo.alerting import SlackWebhook, message_for
 from shared.slo.compute import BackendLookup, SloResult, compute
 from shared.slo.config import MonitorConfig
 from shared.slo.errors import AlertDeliveryError, RecordError
-from shared.slo.recording import FirestoreRecorder, Recorded
+from shared.slo.recording import FirestoreRecorder, Recorded, needs_recording
+from shared.slo.records import Outcome, RunSummary
 from shared.slo.window import Window, aligned_end
 
+__all__ = ["Delivery", "Monitor", "RunReport", "outcome_of"]
+
 T = TypeVar("T")
+
+OUTCOMES: Final[tuple[Outcome, ...]] = ("ok", "violation", "no_data", "error")
+
+
+def outcome_of(result: SloResult) -> Outcome:
+    """What the run concluded about one SLO: its status, ``violation`` when a rule fired."""
+    if result.status == "error":
+        return "error"
+    return "violation" if result.breached else result.status
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What happened to the alert outbox in one run."""
+    """What happened to the alert outbox in one run.
+
+    ``deferred``: alerts left for a later run because Slack asked us to wait (``Retry-After``).
+    """
 
     configured: bool
     sent: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    deferred: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
 
 
@@ -48,12 +67,13 @@ class RunReport:
     duration_ms: float = 0.0
 
     @property
-    def source_transient_failure(self) -> bool:
-        return any(r.transient_error for r in self.results)
+    def blind(self) -> tuple[SloResult, ...]:
+        """The SLOs some of whose windows could not be measured (the run answers 503)."""
+        return tuple(r for r in self.results if r.errors)
 
-    def to_json(self) -> dict[str, Any]:
-        def names(pred: Callable[[SloResult], bool]) -> list[str]:
-            return [r.slo.name for r in self.results if pred(r)]
+    def to_json(self) -> RunSummary:
+        def names(outcome: Outcome) -> list[str]:
+            return [r.slo.name for r in self.results if outcome_of(r) == outcome]
 
         def classified(kind: str) -> list[str]:
             return [n for n, rec in self.recorded.items() if rec.classification == kind]
@@ -63,6 +83,9 @@ class RunReport:
         pending = [
             r.doc_id for r in recorded if r.alert_state == "pending" and r.doc_id not in delivered
         ]
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for result in self.results:
+            counts[outcome_of(result)] += 1
         return {
             "run_id": self.run_id,
             "window": {
@@ -71,15 +94,18 @@ class RunReport:
                 "length": self.window.label,
             },
             "evaluated": len(self.results),
-            "ok": names(lambda r: r.status == "ok" and not r.breached),
+            "outcomes": counts,
+            "ok": names("ok"),
             "violations": {"new": classified("new"), "ongoing": classified("ongoing")},
             "recoveries": classified("recovered"),
-            "no_data": names(lambda r: r.status == "no_data"),
-            "errors": {r.slo.name: list(r.errors) for r in self.results if r.errors},
+            "no_data": names("no_data"),
+            "no_data_alerts": classified("no_data"),
+            "errors": {r.slo.name: list(r.errors) for r in self.blind},
             "alerts": {
                 "configured": self.delivery.configured,
                 "sent": list(self.delivery.sent),
                 "failed": list(self.delivery.failed),
+                "deferred": list(self.delivery.deferred),
                 "pending": len(pending),
                 "suppressed": sum(1 for r in recorded if r.alert_state == "suppressed"),
                 "errors": list(self.delivery.errors),
@@ -92,8 +118,7 @@ class RunReport:
 class Monitor:
     """Runs the SLO checks of ``config`` with the given source lookup, recorder and notifier.
 
-    ``firestore_attempts`` bounds each Firestore step (first try included; backoff ``base`` s);
-    when a step still fails the run raises :class:`RecordError` (the handler answers 503 so
+    When a Firestore step fails the run raises :class:`RecordError` (the handler answers 503 so
     Cloud Scheduler retries). ``link`` is the alert messages' button target;
     ``delivery_budget_s`` bounds the seconds a run spends sending alerts.
     """
@@ -107,8 +132,6 @@ class Monitor:
         *,
         clock: Clock = SYSTEM_CLOCK,
         link: str | None = None,
-        firestore_attempts: int = 4,
-        firestore_base_s: float = 0.2,
         max_workers: int = 8,
         delivery_budget_s: float = 60.0,
     ) -> None:
@@ -118,8 +141,6 @@ class Monitor:
         self.notifier = notifier
         self._clock = clock
         self._link = link
-        self._attempts = firestore_attempts
-        self._base = firestore_base_s
         self._workers = max_workers
         self._delivery_budget = delivery_budget_s
 
@@ -138,16 +159,15 @@ class Monitor:
         report = RunReport(run_id, window, results, recorded, delivery,
                            (time.perf_counter() - started) * 1000)  # fmt: skip
         summary = report.to_json()
-        summary.pop("results")
-        self._firestore("write run summary", lambda: self.recorder.write_summary(run_id, summary))
+        self._store("write run summary", lambda: self.recorder.write_summary(run_id, summary))
         return report
 
     def _record(self, results: tuple[SloResult, ...], run_id: str) -> dict[str, Recorded]:
-        alerting = self._firestore("read SLO states", self.recorder.alerting_slos)
+        states = self._store("read SLO states", self.recorder.states_by_slo)
         recorded: dict[str, Recorded] = {}
         for result in results:
-            if result.breached or (result.status == "ok" and result.slo.name in alerting):
-                recorded[result.slo.name] = self._firestore(
+            if needs_recording(result, states.get(result.slo.name, {})):
+                recorded[result.slo.name] = self._store(
                     f"record {result.slo.name}",
                     functools.partial(self.recorder.record, result, run_id),
                 )
@@ -156,48 +176,43 @@ class Monitor:
     def _deliver(self, run_id: str) -> Delivery:
         """Send the outbox one alert at a time: claim, send, mark (leases stay short).
 
-        Stops after ``delivery_budget_s`` seconds (retry waits included); what is left stays
-        pending for the next run.
+        Stops after ``delivery_budget_s`` seconds (retry waits included), or when Slack answers
+        with ``Retry-After``: what is left stays pending for a later run.
         """
         if self.notifier is None:
             return Delivery(configured=False)
-        candidates = self._firestore("list alerts", self.recorder.deliverable)
+        candidates = self._store("list alerts", self.recorder.deliverable)
         sent: list[str] = []
         failed: list[str] = []
+        deferred: list[str] = []
         errors: list[str] = []
         started = self._clock.monotonic()
-        for kind, doc_id, _ in candidates:
+        for index, (kind, doc_id, _) in enumerate(candidates):
             if self._clock.monotonic() - started > self._delivery_budget:
                 break
             claim = functools.partial(self.recorder.claim, kind, doc_id, run_id)
-            alert = self._firestore("claim an alert", claim)
+            alert = self._store("claim an alert", claim)
             if alert is None:
                 continue
-            build = violation_message if alert.kind == "violation" else recovery_message
             try:
-                self.notifier.send(build(alert.data, self._link))
+                self.notifier.send(message_for(alert.kind, alert.data, self._link))
             except AlertDeliveryError as exc:
                 failed.append(alert.doc_id)
                 errors.append(f"{alert.doc_id}: {exc}")
-                mark_failed = functools.partial(self.recorder.mark_failed, alert, str(exc))
-                self._firestore("mark alert failed", mark_failed)
+                mark_failed = functools.partial(self.recorder.mark_failed, alert, str(exc),
+                                                retry_after_s=exc.retry_after)  # fmt: skip
+                self._store("mark alert failed", mark_failed)
+                if exc.retry_after is not None:
+                    # The webhook is rate limited, not this alert: leave the rest for later.
+                    deferred.extend(d for _, d, _ in candidates[index + 1 :])
+                    break
                 continue
             sent.append(alert.doc_id)
-            self._firestore("mark alert sent", functools.partial(self.recorder.mark_sent, alert))
-        return Delivery(True, tuple(sent), tuple(failed), tuple(errors))
+            self._store("mark alert sent", functools.partial(self.recorder.mark_sent, alert))
+        return Delivery(True, tuple(sent), tuple(failed), tuple(deferred), tuple(errors))
 
-    def _firestore(self, step: str, fn: Callable[[], T]) -> T:
+    def _store(self, step: str, fn: Callable[[], T]) -> T:
         try:
-            return retry(fn, self._attempts, base=self._base, cap=5.0, name="slo.firestore",
-                         clock=self._clock)  # fmt: skip
-        except Exception as exc:
-            if is_transient(exc) or _is_google_error(exc):
-                raise RecordError(f"Firestore failed to {step}: {exc}") from exc
-            raise
-
-
-def _is_google_error(exc: BaseException) -> bool:
-    import sys
-
-    module = sys.modules.get("google.api_core.exceptions")
-    return module is not None and isinstance(exc, module.GoogleAPIError)
+            return fn()
+        except fs.FirestoreError as exc:
+            raise RecordError(f"Firestore failed to {step}: {exc}") from exc

@@ -2,6 +2,9 @@
 
 Settings and the SLO file are read once. A bad SLO file (or bad settings) is logged once and
 every request then answers a JSON 500 ``config_invalid`` naming the problems, never a trace.
+
+A run that could not measure every SLO answers 503 with its summary and logs which and why:
+Cloud Scheduler then shows the failure and retries, instead of a 200 while monitoring is blind.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from shared.resilience.clock import SYSTEM_CLOCK, Clock
+from shared.settings import SettingsError
 from shared.slo.errors import ConfigInvalid, RecordError, SloError, SourceError
 
 if TYPE_CHECKING:
@@ -25,6 +29,7 @@ logger = logging.getLogger("shared.slo.service")
 _lock = threading.Lock()
 _monitor: Monitor | None = None
 _config_error: ConfigInvalid | None = None
+_clock: Clock = SYSTEM_CLOCK
 
 
 def build_monitor(
@@ -57,14 +62,15 @@ def build_monitor(
             return backend
 
     if firestore_client is None:
-        from google.cloud import firestore
+        from shared.gcp import firestore as fs
 
-        firestore_client = firestore.Client(project=settings.project_id)
+        firestore_client = fs.client(settings.project_id)
     recorder = FirestoreRecorder(
         firestore_client,
         clock=clock,
         cooldown_s=settings.alert_cooldown_s,
         max_age_s=settings.alert_max_age_s,
+        timeout_s=settings.firestore_timeout_s,
     )
     url = webhook_url_source(settings.slack_webhook_url, settings.slack_webhook_secret)
     notifier = SlackWebhook(url, timeout_s=settings.slack_timeout_s, clock=clock) if url else None
@@ -80,10 +86,13 @@ def current_monitor() -> Monitor:
         if _config_error is not None:
             raise _config_error
         if _monitor is None:
-            from shared.slo.settings import Settings
+            from shared.slo.settings import settings
 
             try:
-                _monitor = build_monitor(Settings.from_env())
+                try:
+                    _monitor = build_monitor(settings(), clock=_clock)
+                except SettingsError as exc:
+                    raise ConfigInvalid("environment", [str(p) for p in exc.problems]) from exc
             except ConfigInvalid as exc:
                 _config_error = exc
                 logger.error("slo_monitor cannot run: %s", exc)
@@ -91,14 +100,17 @@ def current_monitor() -> Monitor:
         return _monitor
 
 
-def reset() -> None:
-    """Forget the instance's Monitor and config error (tests, or after fixing the file)."""
-    global _monitor, _config_error
+def reset(*, clock: Clock = SYSTEM_CLOCK) -> None:
+    """Forget the instance's Monitor and config error (tests, or after fixing the file).
+
+    The next Monitor reads time from ``clock`` (tests pass a fake one instead of waiting).
+    """
+    global _monitor, _config_error, _clock
     with _lock:
-        _monitor, _config_error = None, None
+        _monitor, _config_error, _clock = None, None, clock
 
 
-def handle(request: Any) -> tuple[dict[str, Any], int]:
+def handle(request: Any) -> tuple[dict[str, object], int]:
     """Serve one run: 200 with the run summary; 503 when Cloud Scheduler should retry."""
     from shared.obs import json_error
 
@@ -115,8 +127,14 @@ def handle(request: Any) -> tuple[dict[str, Any], int]:
         logger.error("slo_monitor run not recorded: %s", exc)
         return json_error(503, "record_failed", str(exc))
     summary = report.to_json()
-    if report.source_transient_failure:
-        return json_error(
-            503, "sources_unavailable", "some SLIs could not be measured; retry", summary=summary
+    if report.blind:
+        # One line a person can act on: each SLO, how many windows failed, the first reason
+        # (the answer's summary has them all).
+        why = "; ".join(
+            f"{r.slo.name} ({len(r.errors)} of {len(r.slo.windows_s)} windows): {r.errors[0]}"
+            for r in report.blind
         )
-    return summary, 200
+        logger.error("slo_monitor could not measure %d SLO(s): %s", len(report.blind), why)
+        names = ", ".join(r.slo.name for r in report.blind)
+        return json_error(503, "slo_errors", f"could not measure {names}; retry", summary=summary)
+    return dict(summary), 200

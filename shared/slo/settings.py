@@ -1,17 +1,25 @@
-"""The monitor's environment settings, parsed once per instance (never at import)."""
+"""The monitor's environment settings: read through :mod:`shared.settings`, once per instance.
+
+:func:`settings` is the instance's memo (tests forget it with ``shared.settings.reset_settings``);
+:meth:`Settings.from_env` reads a given mapping. A bad value raises
+:class:`~shared.settings.SettingsError` naming every bad variable and what it allows.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
-from shared.slo.errors import ConfigInvalid
+from shared.settings import Env, once
+
+__all__ = ["DEFAULT_CONFIG", "Settings", "resolve_config_path", "settings"]
 
 #: Where the shipped SLO file lives relative to the project (and deployed bundle) root.
-DEFAULT_CONFIG = Path("config") / "slos.yaml"
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG: Final = Path("config") / "slos.yaml"
+_PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
+_DAY: Final = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +27,9 @@ class Settings:
     """Every environment variable the monitor reads; times in seconds.
 
     ``slack_webhook_url`` is a secret: it is excluded from ``repr`` and never logged.
+    ``firestore_timeout_s`` bounds each Firestore step (retries included) and
+    ``monitoring_timeout_s`` each Cloud Monitoring query, so a run whose stores are unreachable
+    answers well inside the function's 120 s timeout.
     """
 
     config_path: Path = _PROJECT_ROOT / DEFAULT_CONFIG
@@ -26,45 +37,38 @@ class Settings:
     slack_webhook_secret: str | None = None
     alert_link_url: str | None = None
     alert_cooldown_s: float = 3600.0
-    alert_max_age_s: float = 86400.0
+    alert_max_age_s: float = _DAY
     slack_timeout_s: float = 5.0
+    firestore_timeout_s: float = 10.0
+    monitoring_timeout_s: float = 15.0
     local_metrics_db: str | None = None
     project_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from ``environ`` (default ``os.environ``); raises ConfigInvalid."""
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
-
-        def seconds(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = -1.0
-            if not value >= 0:
-                problems.append(f"{name}: must be a number of seconds >= 0; got {raw!r}")
-                return default
-            return value
-
+        """Read ``environ`` (default ``os.environ``); raises SettingsError listing every problem."""
+        env = Env(environ)
         settings = cls(
-            config_path=resolve_config_path(env.get("SLO_CONFIG", "").strip() or None),
-            slack_webhook_url=env.get("SLACK_WEBHOOK_URL", "").strip() or None,
-            slack_webhook_secret=env.get("SLACK_WEBHOOK_SECRET", "").strip() or None,
-            alert_link_url=env.get("ALERT_LINK_URL", "").strip() or None,
-            alert_cooldown_s=seconds("ALERT_COOLDOWN_S", 3600.0),
-            alert_max_age_s=seconds("ALERT_MAX_AGE_S", 86400.0),
-            slack_timeout_s=seconds("SLACK_TIMEOUT_S", 5.0) or 5.0,
-            local_metrics_db=env.get("LOCAL_METRICS_DB", "").strip() or None,
-            project_id=(env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCP_PROJECT") or "").strip()
-            or None,
+            config_path=resolve_config_path(env.text("SLO_CONFIG")),
+            slack_webhook_url=env.text("SLACK_WEBHOOK_URL"),
+            slack_webhook_secret=env.text("SLACK_WEBHOOK_SECRET"),
+            alert_link_url=env.text("ALERT_LINK_URL"),
+            alert_cooldown_s=env.number("ALERT_COOLDOWN_S", 3600.0, low=0.0, high=7 * _DAY),
+            alert_max_age_s=env.number("ALERT_MAX_AGE_S", _DAY, low=0.0, high=30 * _DAY),
+            slack_timeout_s=env.number("SLACK_TIMEOUT_S", 5.0, low=0.1, high=30.0),
+            firestore_timeout_s=env.number("FIRESTORE_TIMEOUT_S", 10.0, low=0.5, high=30.0),
+            monitoring_timeout_s=env.number("MONITORING_TIMEOUT_S", 15.0, low=1.0, high=30.0),
+            local_metrics_db=env.text("LOCAL_METRICS_DB"),
+            project_id=env.text("GOOGLE_CLOUD_PROJECT") or env.text("GCP_PROJECT"),
         )
-        if problems:
-            raise ConfigInvalid("environment", problems)
+        env.check()
         return settings
+
+
+@once
+def settings() -> Settings:
+    """This instance's settings, read from the environment on first use."""
+    return Settings.from_env()
 
 
 def resolve_config_path(value: str | None) -> Path:

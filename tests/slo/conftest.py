@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.settings import reset_settings
 from shared.slo import service
 from shared.slo.local_store import LocalStore
 from tests.slo.fake_monitoring import FakeMetricService
@@ -37,7 +38,9 @@ def local_store(tmp_path: Path) -> Iterator[LocalStore]:
 
 @pytest.fixture(autouse=True)
 def _fresh_monitor() -> Iterator[None]:
-    """Every test builds its own instance Monitor."""
+    """Every test builds its own instance Monitor, from settings read again."""
     service.reset()
+    reset_settings()
     yield
     service.reset()
+    reset_settings()

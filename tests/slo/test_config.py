@@ -114,8 +114,12 @@ def test_duplicate_names_are_rejected() -> None:
          "(or whole seconds); got '5 minutes'"),
         ("percentile", 95, "slos[0] (a).percentile: only for method latency_percentile"),
         ("colour", "red", "slos[0] (a): unknown field 'colour'; allowed: backend, description, "
-         "error_budget_policy, goal, method, name, percentile, service, service_level_indicator, "
-         "sli, threshold_ms, window"),
+         "error_budget_policy, goal, method, name, no_data_alert_after, percentile, service, "
+         "service_level_indicator, sli, threshold_ms, window"),
+        ("no_data_alert_after", -1, "slos[0] (a).no_data_alert_after: must be a whole number of "
+         "windows from 0 (never) to 2016; got -1"),
+        ("no_data_alert_after", True, "slos[0] (a).no_data_alert_after: must be a whole number "
+         "of windows from 0 (never) to 2016; got True"),
     ],
 )  # fmt: skip
 def test_field_errors_name_the_slo_the_field_and_what_is_allowed(

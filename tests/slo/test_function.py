@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared.resilience.clock import FakeClock
+from shared.slo import service
 from shared.slo.local_store import LocalStore
 from tests.slo.conftest import FIXTURES
-from tests.slo.helpers import traffic
+from tests.slo.helpers import TICK, traffic
 from tests.slo.slack_server import SlackServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,15 +23,6 @@ def client() -> Any:
     import functions_framework
 
     return functions_framework.create_app(target="slo_monitor", source=SOURCE).test_client()
-
-
-def away_from_a_boundary() -> float:
-    """Now, after waiting out the last seconds before a 5-minute boundary (one window per test)."""
-    now = time.time()
-    if 300 - now % 300 < 5:
-        time.sleep(300 - now % 300 + 0.1)
-        now = time.time()
-    return now
 
 
 @pytest.mark.firestore
@@ -45,8 +37,11 @@ def test_function_end_to_end_on_the_local_stack(
     monkeypatch.setenv("LOCAL_METRICS_DB", str(db))
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
     monkeypatch.setenv("ALERT_LINK_URL", "http://127.0.0.1:5173/app/admin/chaos-testing")
-    now = away_from_a_boundary()
-    end = now - now % 300
+    # The monitor reads a fake clock: 40 s into a window, the run judges the 5 minutes before it
+    # (no waiting out a boundary in real time).
+    clock = FakeClock(TICK + 40)
+    service.reset(clock=clock)
+    end = TICK
     store = LocalStore(db)
     # graphAsk: slow and failing; insights: healthy.
     traffic(store, "graphAsk", start=end - 290, end=end - 10, count=200, errors=20, slow=40)
@@ -71,6 +66,7 @@ def test_function_end_to_end_on_the_local_stack(
     assert response.headers.get("X-Trace-Id")
     assert len(slack.delivered) == 3
 
+    clock.advance(30)
     again = app.post("/")  # a retry of the same tick
     assert again.status_code == 200
     assert len(slack.delivered) == 3
@@ -103,10 +99,12 @@ def test_broken_config_answers_config_invalid_and_logs_once(
 
 def test_bad_settings_are_config_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERT_COOLDOWN_S", "an hour")
+    monkeypatch.setenv("FIRESTORE_TIMEOUT_S", "600")
     response = client().post("/")
     assert response.status_code == 500
     assert response.get_json()["problems"] == [
-        "ALERT_COOLDOWN_S: must be a number of seconds >= 0; got 'an hour'"
+        "ALERT_COOLDOWN_S='an hour': must be a number from 0 to 604800",
+        "FIRESTORE_TIMEOUT_S='600': must be a number from 0.5 to 30",
     ]
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +19,6 @@ import requests
 from shared.resilience.clock import FakeClock
 from shared.slo import service
 from shared.slo.backends.cloud_monitoring import CloudMonitoringBackend
-from shared.slo.backends.local import LocalBackend
 from shared.slo.config import load_config
 from shared.slo.errors import AlertDeliveryError
 from shared.slo.local_store import LocalStore
@@ -26,8 +27,8 @@ from shared.slo.recording import FirestoreRecorder
 from shared.slo.secrets import SecretWebhookUrl, webhook_url_source
 from shared.slo.settings import Settings
 from tests.slo.fake_monitoring import FakeMetricService
+from tests.slo.helpers import TICK, traffic
 from tests.slo.test_function import client
-from tests.slo.test_monitor import FlakyRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,34 +97,28 @@ def test_url_wins_over_secret_and_settings_hide_it() -> None:
     assert Settings.from_env({"SLO_CONFIG": "/etc/slos.yaml"}).config_path == Path("/etc/slos.yaml")
 
 
-@pytest.mark.firestore
-def test_firestore_down_answers_503(
-    firestore_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_unreachable_firestore_answers_503_well_inside_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Defect 1: nothing listens where Firestore should be; the whole POST, timed."""
     store = LocalStore(tmp_path / "m.db")
-    config = load_config(ROOT / "config" / "slos.local.yaml")
-    clock = FakeClock()
-
-    def build(settings: Settings, **_: Any) -> Monitor:
-        recorder = FlakyRecorder(firestore_client, failures=0, clock=clock)
-        recorder.states = _Unavailable()  # the first Firestore read fails every time
-        backend = LocalBackend(store)
-        return Monitor(config, lambda _: backend, recorder, None, clock=clock)
-
-    monkeypatch.setattr(service, "build_monitor", build)
+    traffic(store, "graphAsk", start=TICK - 300, end=TICK, count=100, errors=10)
+    store.close()
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-unreachable")
+    monkeypatch.setenv("SLO_CONFIG", str(ROOT / "config" / "slos.local.yaml"))
+    monkeypatch.setenv("LOCAL_METRICS_DB", str(tmp_path / "m.db"))
+    service.reset(clock=FakeClock(TICK + 1))
+    started = time.monotonic()
     response = client().post("/")
+    elapsed = time.monotonic() - started
     assert response.status_code == 503
     body = response.get_json()
     assert body["error"] == "record_failed"
-    assert "Firestore failed to read SLO states" in body["message"]
-    assert len(clock.sleeps) == 3
-
-
-class _Unavailable:
-    def where(self, **_: Any) -> Any:
-        from google.api_core.exceptions import ServiceUnavailable
-
-        raise ServiceUnavailable("emulator down (injected)")
+    assert body["message"].startswith("Firestore failed to read SLO states: slo.read_states:")
+    # The default bound is 10 s per step; the function's timeout is 120 s (it took ~280 s).
+    assert elapsed < 30, f"answered after {elapsed:.1f} s"
+    assert "slo_monitor run not recorded" in caplog.text
 
 
 @pytest.mark.firestore
@@ -142,8 +137,42 @@ def test_monitoring_unavailable_answers_503_with_the_summary(
     response = client().post("/")
     assert response.status_code == 503
     body = response.get_json()
-    assert body["error"] == "sources_unavailable"
+    assert body["error"] == "slo_errors"
     assert body["summary"]["evaluated"] == 4
+    assert body["summary"]["outcomes"]["error"] == 4
     assert set(body["summary"]["errors"]) == {
         "graphAsk-latency", "graphAsk-errors", "insights-delivery", "general-errors"
     }  # fmt: skip
+
+
+@pytest.mark.firestore
+def test_a_monitor_that_cannot_measure_answers_503_and_logs_why(
+    firestore_client: Any,
+    fake_monitoring: FakeMetricService,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bad filter is a permanent error: it used to answer 200 with no log line (blind)."""
+    config = load_config(ROOT / "config" / "slos.yaml")
+    fake_monitoring.fail_next(*[grpc.StatusCode.INVALID_ARGUMENT] * 200)
+    source = CloudMonitoringBackend(fake_monitoring.client(), "demo", timeout=5)
+
+    def build(settings: Settings, **_: Any) -> Monitor:
+        return Monitor(config, lambda _: source, FirestoreRecorder(firestore_client), None)
+
+    monkeypatch.setattr(service, "build_monitor", build)
+    caplog.set_level(logging.ERROR, logger="shared.slo.service")
+    response = client().post("/")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["error"] == "slo_errors"
+    assert body["message"] == (
+        "could not measure graphAsk-latency, graphAsk-errors, insights-delivery, "
+        "general-errors; retry"
+    )
+    assert body["summary"]["outcomes"] == {"ok": 0, "violation": 0, "no_data": 0, "error": 4}
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "shared.slo.service"]
+    assert line.startswith("slo_monitor could not measure 4 SLO(s): graphAsk-latency (5 of 5")
+    assert "INVALID_ARGUMENT" in line
+    # A permanent error is not retried by the client: one call per query, not a minute of them.
+    assert len(fake_monitoring.requests) == 20  # 4 SLOs x 5 windows, the first query fails

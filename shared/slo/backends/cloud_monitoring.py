@@ -97,8 +97,9 @@ def _only(raw: Mapping[str, Any], allowed: tuple[str, ...], problems: list[str])
 class CloudMonitoringBackend:
     """Queries ``ListTimeSeries`` of ``project_id``; thread-safe, counts its API calls.
 
-    ``timeout`` (seconds) bounds each call; ``retry`` is passed to the client (None disables the
-    client's own retries, which otherwise last up to 90 s).
+    ``timeout`` (seconds) bounds each query, its retries of transient errors included (the
+    client's default retries last up to 90 s, too long for a run inside a 120 s timeout);
+    ``retry`` replaces that policy (None: no retries).
     """
 
     def __init__(
@@ -160,9 +161,12 @@ class CloudMonitoringBackend:
         )
         with self._lock:
             self.calls += 1
-        kwargs: dict[str, Any] = {"request": request, "timeout": self._timeout}
-        if self._retry != "default":
-            kwargs["retry"] = self._retry
+        retry = self._retry
+        if retry == "default":
+            from google.api_core.retry import Retry
+
+            retry = Retry(initial=0.2, maximum=2.0, timeout=self._timeout)
+        kwargs: dict[str, Any] = {"request": request, "timeout": self._timeout, "retry": retry}
         try:
             return list(self._client.list_time_series(**kwargs))
         except gexc.GoogleAPIError as exc:
@@ -240,4 +244,6 @@ def open_backend(spec: BackendSpec, settings: Settings) -> CloudMonitoringBacken
             f"backend {spec.name}: no project; set backends.{spec.name}.project_id "
             "or GOOGLE_CLOUD_PROJECT"
         )
-    return CloudMonitoringBackend(monitoring_v3.MetricServiceClient(), project)
+    return CloudMonitoringBackend(
+        monitoring_v3.MetricServiceClient(), project, timeout=settings.monitoring_timeout_s
+    )
