@@ -433,7 +433,7 @@ class Stack:
         p = self.ports
         env = {
             **self.env,
-            "GRAPH_ASK_URL": self.url(p.graph_ask, "/graph_ask"),
+            "GRAPH_ASK_URL": self.url(p.graph_ask).rstrip("/"),
             "CHAOS_PROXY_URL": self.url(p.chaos_proxy, "/chaos_proxy"),
         }
         journals = self.state / "journals"

@@ -15,7 +15,7 @@ Durations are seconds. A bad value fails the first request with
 ``GRAPH_ASK_BREAKER_FAILS``      consecutive graph failures that open its breaker (4)
 ``GRAPH_ASK_BREAKER_RESET_S``    seconds the graph breaker stays open (8)
 ``GRAPH_ASK_CACHE_TTL_S``        seconds a graph answer is fresh (30)
-``GRAPH_ASK_STALE_TTL_S``        seconds past its TTL it may still be served when the graph fails
+``GRAPH_ASK_STALE_TTL_S``        seconds past its TTL it may be served when the graph fails (3600)
 ``LLM_MODEL_TABLE``              the model table file (``shared.resilience.llm``)
 ``GRAPH_ASK_MODELS``             primary,fallback model names of that table
 ``INSIGHTS_SINK_URL``            where ``/insights/deliver`` posts
@@ -150,7 +150,8 @@ def load_settings(env: Env) -> GraphAskSettings:
         breaker_fails=env.integer("GRAPH_ASK_BREAKER_FAILS", 4, low=1, high=1000),
         breaker_reset_s=env.number("GRAPH_ASK_BREAKER_RESET_S", 8.0, low=0.01, high=3600.0),
         cache_ttl_s=env.number("GRAPH_ASK_CACHE_TTL_S", 30.0, low=0.01, high=86_400.0),
-        stale_ttl_s=env.number("GRAPH_ASK_STALE_TTL_S", 600.0, low=0.0, high=86_400.0),
+        # An hour: graph facts change slowly, and the seed's Neo4j-slow week lasts 15 minutes.
+        stale_ttl_s=env.number("GRAPH_ASK_STALE_TTL_S", 3600.0, low=0.0, high=86_400.0),
         primary_model=primary,
         fallback_model=fallback,
         models=_model_table(env, (primary, fallback)),
