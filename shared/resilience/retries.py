@@ -194,7 +194,11 @@ def retry(fn: Callable[[], T], attempts: int = 3, **options: Unpack[RetryOptions
     :func:`~shared.resilience.transient.is_transient`); anything else, and the last failure, is
     re-raised unchanged.
     """
-    return _policy(attempts, **options).call(fn)
+    try:
+        policy = _policy(attempts, **options)
+    except TypeError:  # an unhashable option (a callable dataclass, say) cannot be memoized
+        policy = RetryPolicy(attempts, **options)
+    return policy.call(fn)
 
 
 def retrying(

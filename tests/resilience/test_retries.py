@@ -411,3 +411,17 @@ def test_retry_on_never_retries_an_interrupt_even_when_asked_to() -> None:
     with pytest.raises(KeyboardInterrupt):
         retry(fn, 5, retry_on=lambda e: True, clock=FakeClock())
     assert calls == [2]
+
+
+def test_an_unhashable_predicate_still_works() -> None:
+    class OnlyValueErrors:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self, exc: BaseException) -> bool:
+            return isinstance(exc, ValueError)
+
+    fn, calls = failing([ValueError("flaky")])
+    assert retry(fn, 2, retry_on=OnlyValueErrors(), clock=FakeClock()) == "ok"
+    assert calls == [2]
+    with pytest.raises(TypeError):
+        retry(fn, 2, unknown=1)  # type: ignore[call-arg]
