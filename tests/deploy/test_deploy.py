@@ -805,11 +805,22 @@ def test_deploy_dry_run_of_the_repository_prints_commands_without_gcloud(
 
 GCLOUD = shutil.which("gcloud")
 _FLAG = re.compile(r"--(\[no-\])?([a-z0-9][a-z0-9-]*)")
+_METAVAR = re.compile(r"--([a-z0-9-]+)=([A-Z][A-Z0-9_]*)")
+_CHOICES = re.compile(r"\b([A-Z][A-Z0-9_]*) must be one of:\s*(.+?)\.(?:\s|$)", re.DOTALL)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def gcloud_help(words: tuple[str, ...], config: Path) -> tuple[str, set[str]]:
-    """``(command path from the NAME line, every flag the help names)`` of ``gcloud words``."""
+@dataclass(frozen=True)
+class Help:
+    """What ``gcloud ... --help`` says of a command."""
+
+    name: str  # the command path, from the NAME line
+    flags: frozenset[str]  # every flag it names (``--[no-]x`` as both)
+    choices: dict[str, frozenset[str]]  # flag -> its values, where "X must be one of: ..."
+
+
+def gcloud_help(words: tuple[str, ...], config: Path) -> Help:
+    """Run ``gcloud words --help`` and read it."""
     assert GCLOUD is not None
     env = {**os.environ, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
     done = subprocess.run(
@@ -829,7 +840,13 @@ def gcloud_help(words: tuple[str, ...], config: Path) -> tuple[str, set[str]]:
         found.add(f"--{flag}")
         if negatable:
             found.add(f"--no-{flag}")
-    return " ".join(name.split()), found
+    flag_of = {metavar: f"--{flag}" for flag, metavar in _METAVAR.findall(text)}
+    choices = {
+        flag_of[metavar]: frozenset(v.strip() for v in " ".join(values.split()).split(","))
+        for metavar, values in _CHOICES.findall(text)
+        if metavar in flag_of
+    }
+    return Help(" ".join(name.split()), frozenset(found), choices)
 
 
 def every_command(repo: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[list[str]]:
@@ -860,15 +877,22 @@ def test_every_printed_flag_exists_in_the_installed_gcloud(
         by_command.setdefault(words[:-1], []).append(argv)
     assert len(by_command) >= 9
 
-    def help_of(words: tuple[str, ...]) -> tuple[str, set[str]]:
+    def help_of(words: tuple[str, ...]) -> Help:
         positional = by_command[words][0][len(words) + 1]
         return gcloud_help((*words, positional), tmp_path / "gcloud-config")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         helps = dict(zip(by_command, pool.map(help_of, by_command), strict=True))
+    checked_choices = set()
     for words, argvs in by_command.items():
-        name, known = helps[words]
-        assert name == "gcloud " + " ".join(words), f"{words} is not a gcloud command: {name}"
+        known = helps[words]
+        command = "gcloud " + " ".join(words)
+        assert known.name == command, f"{words} is not a gcloud command: {known.name}"
         for argv in argvs:
-            unknown = sorted(f for f in flags(argv) if f not in known)
-            assert not unknown, f"gcloud {' '.join(words)} has no {unknown}: {shlex.join(argv)}"
+            unknown = sorted(f for f in flags(argv) if f not in known.flags)
+            assert not unknown, f"{command} has no {unknown}: {shlex.join(argv)}"
+            for flag, value in flags(argv).items():
+                if flag in known.choices:
+                    assert value.lower() in known.choices[flag], f"{command} {flag}={value}"
+                    checked_choices.add(flag)
+    assert "--http-method" in checked_choices  # the choice lists were read
