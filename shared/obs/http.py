@@ -168,7 +168,8 @@ def observed(function: str) -> Callable[[Handler], Handler]:
                 status = response.status_code
                 # getlist, not get: werkzeug's get raises and catches a BadRequestKeyError for
                 # a missing header (as it is on almost every response), ~10% of a request.
-                injected = any(_is_true(v) for v in response.headers.getlist(INJECTED_HEADER))
+                marks = response.headers.getlist(INJECTED_HEADER)
+                injected = bool(marks) and _is_true(marks[0])
                 sampling = request_settings().sampling
                 if state.sampler.should_log(status, latency_s * 1000.0, sampling):
                     _log_request(function, request, response, latency_s, injected)
