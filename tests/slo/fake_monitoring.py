@@ -24,6 +24,8 @@ from google.cloud.monitoring_v3.services.metric_service.transports import (
 SERVICE = "google.monitoring.v3.MetricService"
 #: The bucket layout of ``cloudfunctions.googleapis.com/function/execution_times`` (ns).
 EXECUTION_TIMES_BUCKETS = {"num_finite_buckets": 64, "growth_factor": 1.4, "scale": 1e6}
+#: An exponential layout in ms, as ``run.googleapis.com/request_latencies`` reports (1.4x growth).
+REQUEST_LATENCIES_BUCKETS = {"num_finite_buckets": 64, "growth_factor": 1.4, "scale": 1.0}
 
 
 @dataclass

@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from google.cloud import monitoring_v3
 
-from shared.slo.backends.cloud_monitoring import CloudMonitoringBackend, parse_query
+from shared.slo.backends.cloud_monitoring import (
+    CloudMonitoringBackend,
+    DistributionQuery,
+    RatioQuery,
+    parse_query,
+)
 from shared.slo.compute import compute
-from shared.slo.config import MonitorConfig, parse_config
-from tests.slo.fake_monitoring import FakeMetricService
+from shared.slo.config import MonitorConfig, load_config, parse_config
+from tests.slo.fake_monitoring import REQUEST_LATENCIES_BUCKETS, FakeMetricService
 from tests.slo.helpers import TICK
 
-GOOD = (
-    'metric.type = "cloudfunctions.googleapis.com/function/execution_count" '
-    'AND resource.labels.function_name = "graphAsk" AND metric.labels.status = "ok"'
-)
-VALID = (
-    'metric.type = "cloudfunctions.googleapis.com/function/execution_count" '
-    'AND resource.labels.function_name = "graphAsk"'
-)
-DELIVERIES = 'metric.type = "custom.googleapis.com/insights/delivery_count"'
-BAD = DELIVERIES + ' AND metric.labels.outcome = "failed"'
-DELIVERED = DELIVERIES + ' AND metric.labels.outcome = "delivered"'
-TIMES = (
-    'metric.type = "cloudfunctions.googleapis.com/function/execution_times" '
-    'AND resource.labels.function_name = "graphAsk"'
-)
+ROOT = Path(__file__).resolve().parents[2]
+
+# The shipped file's filters (Cloud Run's metrics of the graph-ask service, and the insights
+# deliveries metric graph_ask emits), so the fake answers exactly what production will query.
+SHIPPED = {slo.name: slo.query for slo in load_config(ROOT / "config" / "slos.yaml").slos}
+_ERRORS = SHIPPED["graphAsk-errors"]
+_DELIVERIES = SHIPPED["insights-delivery"]
+_LATENCY = SHIPPED["graphAsk-latency"]
+assert isinstance(_ERRORS, RatioQuery)
+assert isinstance(_DELIVERIES, RatioQuery)
+assert isinstance(_LATENCY, DistributionQuery)
+GOOD, VALID = _ERRORS.filter_good, str(_ERRORS.filter_valid)
+DELIVERED = _DELIVERIES.filter_good
+BAD = str(_DELIVERIES.filter_valid) + ' AND metric.labels.outcome = "failed"'
+TIMES = _LATENCY.filter
 Aligner = monitoring_v3.Aggregation.Aligner
 Reducer = monitoring_v3.Aggregation.Reducer
 
@@ -45,7 +51,7 @@ def config(policy: list[dict[str, Any]] | None = None) -> MonitorConfig:
              "service_level_indicator": {"filter_good": DELIVERED, "filter_bad": BAD}},
             {"name": "graphAsk-latency", "backend": "cloud_monitoring",
              "method": "latency_percentile", "percentile": 95, "threshold_ms": 900,
-             "service_level_indicator": {"filter": TIMES, "unit": "ns"}},
+             "service_level_indicator": {"filter": TIMES, "unit": _LATENCY.unit}},
         ],
     }  # fmt: skip
     if policies:
@@ -66,9 +72,13 @@ def feed(fake: FakeMetricService) -> None:
     fake.add_counts(GOOD, [(t, 1) for t in spread(TICK - 3600, TICK - 300, 5500)])
     fake.add_counts(DELIVERED, [(TICK - 10, 999)])
     fake.add_counts(BAD, [(TICK - 20, 1)])
-    # Latency: 90 fast requests at 200 ms and 10 slow at 1.5 s (in ns) in the last 5 minutes.
+    # Latency: 90 fast requests at 200 ms and 10 slow at 1.5 s (in ms) in the last 5 minutes.
     times = spread(TICK - 300, TICK, 100)
-    fake.add_samples(TIMES, [(t, 2e8 if i % 10 else 1.5e9) for i, t in enumerate(times)])
+    fake.add_samples(
+        TIMES,
+        [(t, 200.0 if i % 10 else 1500.0) for i, t in enumerate(times)],
+        REQUEST_LATENCIES_BUCKETS,
+    )
 
 
 def backend(fake: FakeMetricService) -> CloudMonitoringBackend:

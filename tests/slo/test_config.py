@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def test_shipped_file_has_the_seed_slos() -> None:
     )
     assert latency.objective_text() == "p95 < 900 ms"
     assert isinstance(latency.query, DistributionQuery)
-    assert latency.query.unit == "ns"
+    assert latency.query.unit == "ms"  # run.googleapis.com/request_latencies
     for name in ("graphAsk-errors", "insights-delivery", "general-errors"):
         slo = by_name[name]
         assert (slo.method, slo.goal) == ("good_bad_ratio", 0.99)
@@ -53,6 +54,50 @@ def test_shipped_file_has_the_seed_slos() -> None:
         ("page", 14.4), ("page", 6.0), ("ticket", 1.0)
     ]  # fmt: skip
     assert config.window_s == 300
+
+
+def cloud_run_service(function: str) -> str:
+    """The Cloud Run service a 2nd-gen function runs as: its name, lower case, '_' as '-'."""
+    return function.lower().replace("_", "-")
+
+
+def test_shipped_file_reads_what_make_deploy_ships() -> None:
+    """gen2 functions are Cloud Run services: Cloud Run's metrics, by service name; the insights
+    SLI is the metric graph_ask emits through OpenTelemetry's Cloud Monitoring exporter."""
+    from scripts.catalog import FUNCTIONS
+
+    # graph_ask is the system under test (examples/graph_ask, target graph_ask).
+    deployed = {cloud_run_service(f.name) for f in FUNCTIONS} | {cloud_run_service("graph_ask")}
+    config = load_config(ROOT / "config" / "slos.yaml")
+    filters = {}
+    for slo in config.slos:
+        query = slo.query
+        if isinstance(query, RatioQuery):
+            filters[slo.name] = [query.filter_good, query.filter_valid or query.filter_bad or ""]
+        else:
+            assert isinstance(query, DistributionQuery)
+            filters[slo.name] = [query.filter]
+    everything = " ".join(f for fs in filters.values() for f in fs)
+    assert "cloudfunctions.googleapis.com" not in everything  # 1st-gen metrics: nothing emits
+    assert "custom.googleapis.com" not in everything
+    services: set[str] = set()
+    for name in ("graphAsk-latency", "graphAsk-errors", "general-errors"):
+        for flt in filters[name]:
+            assert 'resource.type = "cloud_run_revision"' in flt
+            assert re.search(
+                r'metric\.type = "run\.googleapis\.com/request_(count|latencies)"', flt
+            )
+            services.update(re.findall(r'"([a-z0-9-]+)"', flt.split("service_name =")[1]))
+            assert "service_name =" in flt
+    assert services <= deployed | {"2xx", "3xx", "4xx"}
+    assert 'service_name = "graph-ask"' in filters["graphAsk-latency"][0]
+    assert 'service_name = "graph-ask"' in filters["graphAsk-errors"][1]
+    for flt in filters["insights-delivery"]:
+        assert flt.startswith('metric.type = "workload.googleapis.com/insights/deliveries"')
+    assert filters["insights-delivery"][0].endswith('AND metric.labels.outcome = "delivered"')
+    assert {s.name: s.no_data_alert_after for s in config.slos} == {
+        "graphAsk-latency": 6, "graphAsk-errors": 6, "insights-delivery": 12, "general-errors": 6
+    }  # fmt: skip
 
 
 def test_local_file_maps_local_functions_to_the_seed_slos() -> None:
