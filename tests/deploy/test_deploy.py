@@ -1,4 +1,4 @@
-"""scripts/deploy.py: the gcloud commands `make deploy` runs, parsed back with shlex.
+"""scripts/deploy/: the gcloud commands `make deploy` runs, parsed back with shlex.
 
 No real project is ever touched: dry runs must not call gcloud at all (checked with a recording
 fake on PATH); real runs go to a fake ``gcloud`` that keeps a Cloud Run service's revisions,
@@ -514,8 +514,13 @@ def test_make_deploy_without_a_project_stops_before_building_or_calling_gcloud(
 
 
 def test_no_real_project_id_is_written_into_the_deploy() -> None:
-    for path in ("scripts/deploy.py", "scripts/catalog.py", "Makefile", "README.md"):
-        assert "yago-vibe-spt" not in (REPO / path).read_text(), path
+    paths = [
+        *(REPO / "scripts/deploy").glob("*.py"),
+        *(REPO / p for p in ("Makefile", "README.md")),
+    ]
+    for path in [*paths, REPO / "scripts/catalog.py"]:
+        assert "yago-vibe-spt" not in path.read_text(), path
+    assert len(paths) > 5
 
 
 def test_settings_validation_names_every_bad_variable() -> None:
@@ -540,7 +545,7 @@ def test_settings_validation_names_every_bad_variable() -> None:
 
 
 def test_env_values_with_commas_use_gcloud_alternate_delimiter() -> None:
-    flag = deploy._env_flag([("A", "1"), ("CHAOS_UPSTREAMS", "a=http://x,b=http://y")])
+    flag = deploy.set_env_vars_flag([("A", "1"), ("CHAOS_UPSTREAMS", "a=http://x,b=http://y")])
     assert flag == "--set-env-vars=^@^A=1@CHAOS_UPSTREAMS=a=http://x,b=http://y"
 
 
