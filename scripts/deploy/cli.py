@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="[STEP] FUNCTION",
         help=f"a step ({', '.join(STEPS)}; default deploy), then functions (default: all)",
     )
-    args = parser.parse_args(argv)
+    # Intermixed: `shift --percent 10 chaos_proxy`, as `make deploy` writes it.
+    args = parser.parse_intermixed_args(argv)
     words: list[str] = args.words
     step = words.pop(0) if words and words[0] in STEPS else "deploy"
     try:

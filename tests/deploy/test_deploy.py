@@ -763,6 +763,10 @@ def test_cli_checks_its_arguments_before_anything_runs(
     out = printed(capsys.readouterr().out)
     shifted = [c[4] for c in out if c[1:4] == ["run", "services", "update-traffic"]]
     assert shifted == ["chaos-delay", "chaos-proxy"]  # every blue/green function by default
+    # As `make deploy STEP=shift PERCENT=10 FUNCTIONS=chaos_proxy` writes it:
+    assert deploy.main(["--dry-run", "shift", "--percent", "10", "chaos_proxy"]) == 0
+    out = printed(capsys.readouterr().out)
+    assert [c[4] for c in out if c[1:4] == ["run", "services", "update-traffic"]] == ["chaos-proxy"]
     assert fake_gcloud.calls() == []
 
 
