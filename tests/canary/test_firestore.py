@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -12,8 +13,10 @@ from shared.canary import (
     FirestoreRollout,
     Observation,
     RolloutHalted,
+    TargetUnavailable,
     Thresholds,
 )
+from shared.gcp import firestore as fs
 
 pytestmark = pytest.mark.firestore
 
@@ -118,3 +121,22 @@ def test_missing_rollout(rollout: FirestoreRollout) -> None:
         rollout.state()
     with pytest.raises(CanaryError, match="does not exist: start it first"):
         rollout.set_percent(10)
+
+
+@pytest.mark.parametrize("call", ["state", "start", "decisions"])
+def test_an_unreachable_store_is_target_unavailable_within_its_bound(
+    monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    """Nothing listens where Firestore should be: every call gives up within ``timeout_s``."""
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-unreachable")
+    fs.reset_clients()
+    rollout = FirestoreRollout("graph-ask", timeout_s=2.0)
+    started = time.monotonic()
+    with pytest.raises(TargetUnavailable, match="rollout store failed"):
+        if call == "start":
+            rollout.start("v2")
+        else:
+            getattr(rollout, call)()
+    assert time.monotonic() - started < 6.0
+    fs.reset_clients()
