@@ -53,6 +53,8 @@ KNOWLEDGE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "cache": (("SERVES", "stale answers when the source fails"), ("HAS", "a TTL")),
     "LLM": (("IS_A", "large language model"), ("FALLS_BACK_TO", "a smaller model")),
     "SLO": (("MEASURES", "what users see"), ("HAS", "an error budget")),
+    "payments API": (("CALLED_BY", "the checkout service"), ("OWNED_BY", "the payments team")),
+    "search index": (("OWNED_BY", "the search team"), ("FED_BY", "the ingest pipeline")),
 }
 
 
