@@ -59,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         runner: Runner = DryRunner() if args.dry_run else GcloudRunner()
         if step == "deploy" and args.dry_run:
             plan(settings, functions)
-        elif step == "deploy":
+            return 0
+        if step == "deploy":
             deploy(settings, runner, functions)
-        for spec in functions if step != "deploy" else ():
+            return 0
+        for spec in functions:
             if step == "shift":
                 shift(spec, args.percent, settings, runner)
             elif step == "promote":

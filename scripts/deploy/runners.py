@@ -12,10 +12,12 @@ from scripts.deploy.errors import DeployError
 
 
 class Runner(Protocol):
-    """Runs (or only shows) gcloud commands; ``last_ok`` tells whether the last one succeeded."""
+    """Runs (or only shows) gcloud commands; ``last_ok`` tells whether the last one succeeded,
+    ``last_error`` what it wrote to stderr when run with ``check=False``."""
 
     dry: bool
     last_ok: bool
+    last_error: str
 
     def run(self, argv: Sequence[str], *, capture: bool = False, check: bool = True) -> str:
         """Run ``argv``; its stdout if ``capture``; raise :class:`DeployError` if ``check``."""
@@ -34,6 +36,7 @@ class DryRunner:
     def __init__(self) -> None:
         self.commands: list[list[str]] = []
         self.last_ok = True
+        self.last_error = ""
 
     def run(self, argv: Sequence[str], *, capture: bool = False, check: bool = True) -> str:
         self.commands.append(list(argv))
@@ -52,6 +55,7 @@ class GcloudRunner:
 
     def __init__(self) -> None:
         self.last_ok = True
+        self.last_error = ""
 
     def run(self, argv: Sequence[str], *, capture: bool = False, check: bool = True) -> str:
         print(f"+ {shlex.join(argv)}", flush=True)
@@ -69,6 +73,7 @@ class GcloudRunner:
                 f"cannot run {argv[0]}: {exc} (is the gcloud CLI installed?)"
             ) from exc
         self.last_ok = done.returncode == 0
+        self.last_error = (done.stderr or "").strip()
         if check and not self.last_ok:
             raise DeployError(f"`{shlex.join(argv)}` failed with exit code {done.returncode}")
         return (done.stdout or "").strip() if capture else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,8 @@ from scripts.deploy.runners import DryRunner, Runner
 from scripts.deploy.settings import Settings
 from scripts.deploy.traffic import CANDIDATE, PREVIOUS, STABLE, Traffic, dry_traffic
 
+_NOT_FOUND = re.compile(r"NOT_FOUND|status=\[404\]|does not exist|not found", re.IGNORECASE)
+
 
 def service_of(spec: FunctionSpec, settings: Settings, runner: Runner) -> str | None:
     """The Cloud Run service behind ``spec``; None when the function is not deployed."""
@@ -38,9 +41,13 @@ def service_of(spec: FunctionSpec, settings: Settings, runner: Runner) -> str | 
     )
     if runner.dry:
         return predicted_service(spec)
-    if not runner.last_ok or not out:
-        return None
-    return out.rsplit("/", 1)[-1]
+    if runner.last_ok and out:
+        return out.rsplit("/", 1)[-1]
+    # Only a function that is not there is deployed as new (all traffic at once): a describe
+    # that failed for any other reason (permissions, network) must not skip blue/green.
+    if not _NOT_FOUND.search(runner.last_error):
+        raise DeployError(f"cannot tell whether {spec.name} is deployed: {runner.last_error!r}")
+    return None
 
 
 def traffic_of(service: str, settings: Settings, runner: Runner, *, assume: Traffic) -> Traffic:

@@ -83,7 +83,9 @@ FAKE_GCLOUD = textwrap.dedent(
             fn["traffic"].append({{"revision": revision, "percent": percent}})
 
     if words[:2] == ["functions", "describe"]:
-        fn = state.get(words[2]) or fail("NOT_FOUND: function")
+        if os.environ.get("FAKE_DESCRIBE_DENIED"):
+            fail("ERROR: (gcloud.functions.describe) PERMISSION_DENIED: Permission denied")
+        fn = state.get(words[2]) or fail("ERROR: (gcloud.functions.describe) NOT_FOUND: function")
         if "serviceConfig.uri" in flags["format"]:
             print(f"https://{{fn['service']}}-abc123-du.a.run.app")
         else:
@@ -214,6 +216,7 @@ def fake_gcloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeGcloud:
     monkeypatch.setenv("FAKE_GCLOUD_LOG", str(fake.log))
     monkeypatch.setenv("FAKE_GCLOUD_STATE", str(fake.state))
     monkeypatch.delenv("FAKE_DEPLOY_MOVES", raising=False)
+    monkeypatch.delenv("FAKE_DESCRIBE_DENIED", raising=False)
     return fake
 
 
@@ -676,6 +679,18 @@ def test_a_deploy_that_moves_traffic_to_the_new_revision_is_pinned_back(
 
     assert fake_gcloud.traffic("chaos_delay") == {"chaos-delay-00001-x": 100}
     assert fake_gcloud.tags("chaos_delay")["candidate"] == "chaos-delay-00002-x"
+
+
+def test_a_describe_that_fails_for_another_reason_than_not_found_stops_the_deploy(
+    repo: Path, fake_gcloud: FakeGcloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taken for a first deploy, it would give the new revision all traffic at once."""
+    real("deploy", fake_gcloud, repo, "chaos_delay")
+    monkeypatch.setenv("FAKE_DESCRIBE_DENIED", "1")
+
+    with pytest.raises(deploy.DeployError, match="cannot tell whether chaos_delay is deployed"):
+        real("deploy", fake_gcloud, repo, "chaos_delay")
+    assert len(fake_gcloud.function("chaos_delay")["revisions"]) == 1  # type: ignore[arg-type]
 
 
 def test_traffic_steps_refuse_what_has_no_candidate(repo: Path, fake_gcloud: FakeGcloud) -> None:
