@@ -251,8 +251,9 @@ def test_a_killed_redis_costs_one_short_timeout_and_reports_it() -> None:
         store = RedisLimiterStorage(f"redis://127.0.0.1:{svc.port}/0", retry_interval=60)
         assert store.acquire("outage", 5, 60.0, time.time())  # Redis answers
         svc.stop()
-        # redis-py's own retries took 4.4 s here with a default client.
-        assert timed_acquire(store, recorder) < 0.5
+        # redis-py's own retries took 4.4 s here with a default client; a refused connect is
+        # milliseconds (the bound leaves room for a loaded machine).
+        assert timed_acquire(store, recorder) < 1.0
     finally:
         svc.stop()
     assert store.degraded
@@ -266,7 +267,7 @@ def test_a_stalled_redis_costs_one_short_timeout_and_reports_it() -> None:
     with stalled_server() as port:
         store = RedisLimiterStorage(f"redis://127.0.0.1:{port}/0", retry_interval=60)
         # A default client waited 5 s for each of 4 tries here (60 s in all).
-        assert DEFAULT_TIMEOUT <= timed_acquire(store, recorder) < DEFAULT_TIMEOUT + 0.5
+        assert DEFAULT_TIMEOUT <= timed_acquire(store, recorder) < DEFAULT_TIMEOUT + 1.0
     (failed,) = recorder.of(events.LimiterStorageFailed)
     assert "TimeoutError" in failed.error
 

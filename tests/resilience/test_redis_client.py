@@ -31,7 +31,7 @@ def test_a_closed_port_fails_at_once() -> None:
     started = time.monotonic()
     with pytest.raises(redis.ConnectionError):
         client.ping()
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0  # redis-py's defaults: 4.4 s
 
 
 @pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf, True])
