@@ -7,7 +7,7 @@ exceptions raised here drop the ``requests`` exception that would carry it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +17,13 @@ from shared.resilience.transient import parse_retry_after
 from shared.slo.errors import AlertDeliveryError, AlertUnreachable
 from shared.slo.records import AlertKind, AlertRecord
 
+#: A Block Kit message, as JSON: ``text`` (the notification's fallback) and ``blocks``.
+SlackMessage = dict[str, object]
+
 _EMOJI = {"page": ":rotating_light:", "ticket": ":warning:", "warning": ":large_yellow_circle:"}
 
 
-def message_for(kind: AlertKind, data: AlertRecord, link: str | None = None) -> dict[str, Any]:
+def message_for(kind: AlertKind, data: AlertRecord, link: str | None = None) -> SlackMessage:
     """The Block Kit payload for an outbox record of ``kind``."""
     if kind == "violation":
         return violation_message(data, link)
@@ -29,7 +32,7 @@ def message_for(kind: AlertKind, data: AlertRecord, link: str | None = None) -> 
     return recovery_message(data, link)
 
 
-def violation_message(data: AlertRecord, link: str | None = None) -> dict[str, Any]:
+def violation_message(data: AlertRecord, link: str | None = None) -> SlackMessage:
     """The Block Kit payload for one violation record (as stored by the recorder)."""
     severity = str(data.get("severity") or "warning")
     title = f"{_EMOJI.get(severity, ':warning:')} SLO violation: {data['slo']} ({severity})"
@@ -55,7 +58,7 @@ def violation_message(data: AlertRecord, link: str | None = None) -> dict[str, A
     return _message(title, fields, context, text, link)
 
 
-def no_data_message(data: AlertRecord, link: str | None = None) -> dict[str, Any]:
+def no_data_message(data: AlertRecord, link: str | None = None) -> SlackMessage:
     """The payload for an SLO whose source has returned nothing for several windows in a row.
 
     A broken filter, a renamed metric or a silent service all look like this: the SLO is not
@@ -77,7 +80,7 @@ def no_data_message(data: AlertRecord, link: str | None = None) -> dict[str, Any
     return _message(title, fields, context, text, link)
 
 
-def recovery_message(data: AlertRecord, link: str | None = None) -> dict[str, Any]:
+def recovery_message(data: AlertRecord, link: str | None = None) -> SlackMessage:
     """The Block Kit payload for a recovery record."""
     title = f":white_check_mark: SLO recovered: {data['slo']}"
     fields = [
@@ -95,8 +98,8 @@ def recovery_message(data: AlertRecord, link: str | None = None) -> dict[str, An
 
 def _message(
     title: str, fields: list[tuple[str, str]], context: str, text: str, link: str | None
-) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = [
+) -> SlackMessage:
+    blocks: list[dict[str, object]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {
             "type": "section",
@@ -188,7 +191,7 @@ class SlackWebhook:
     def __repr__(self) -> str:
         return f"SlackWebhook(url=<redacted>, timeout_s={self._timeout})"
 
-    def send(self, payload: Mapping[str, Any]) -> None:
+    def send(self, payload: SlackMessage) -> None:
         """Deliver ``payload``; raises :class:`AlertDeliveryError` once retries are spent."""
         retry(
             lambda: self._post(payload),
@@ -200,7 +203,7 @@ class SlackWebhook:
             clock=self._clock,
         )
 
-    def _post(self, payload: Mapping[str, Any]) -> None:
+    def _post(self, payload: SlackMessage) -> None:
         import requests
 
         url = self._url()
