@@ -315,3 +315,22 @@ def test_rehearsal_hook_runs_chaos_and_reads_each_journal(tmp_path: Path) -> Non
         ["holds", "held"],
         ["unsteady", "failed"],
     ]
+
+
+def test_main_job_rehearses_the_weekly_playbooks_and_prints_the_verdicts(tmp_path: Path) -> None:
+    offset = free_offset()
+    ports = run_local.Ports().shifted(offset)
+    args = ["--once", "--rehearse", "--no-demo", "--port-offset", str(offset)]
+    with stack_process([*args, "--state-dir", str(tmp_path)]) as proc:
+        out, err = proc.communicate(timeout=400)
+
+    assert proc.returncode == 0, f"stdout:\n{out[-6000:]}\nstderr:\n{err[-3000:]}"
+    assert "rehearsal of the weekly playbooks (llm-down, neo4j-slow)" in out
+    table = out[out.index("playbook  ") :].splitlines()
+    assert table[1].split()[:3] == ["llm-down", "held", "completed"]
+    assert table[2].split()[:3] == ["neo4j-slow", "held", "completed"]
+    assert f"journals: {tmp_path / 'journals'}/" in out
+    for name in ("llm-down", "neo4j-slow"):
+        journal = json.loads((tmp_path / "journals" / f"{name}.json").read_text())
+        assert (journal["status"], journal["deviated"]) == ("completed", False)
+    assert ports_free(ports)
