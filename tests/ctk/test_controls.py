@@ -124,3 +124,20 @@ def test_a_steady_state_that_never_held_fails_the_run() -> None:
     }
     controls.after_experiment_control({"title": "T"}, state=journal)
     assert journal["status"] == "failed"
+
+
+def test_429s_and_queueing_over_time_are_summarised() -> None:
+    output = {
+        **_load(10.0),
+        "timeline": [
+            {"refused_ratio": 0.0, "queue_wait_p95_ms": 0.2},
+            {"refused_ratio": 0.25, "queue_wait_p95_ms": 1500.4},
+            {"refused_ratio": None, "queue_wait_p95_ms": None},
+        ],
+    }
+    journal = {
+        "steady_states": {"after": {"probes": [{"activity": {"name": "q"}, "output": output}]}}
+    }
+    (row,) = measurements(journal)["rows"]
+    assert row["numbers"]["refused_pct_over_time"] == [0, 25, None]
+    assert row["numbers"]["queue_p95_ms_over_time"] == [0, 1500, None]

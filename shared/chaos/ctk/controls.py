@@ -105,6 +105,8 @@ def _cell(value: Any) -> str:
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
     if isinstance(value, dict):
         return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + " ".join("-" if v is None else _cell(v) for v in value) + "]"
     return str(value)
 
 

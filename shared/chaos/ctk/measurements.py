@@ -59,12 +59,27 @@ def numbers_of(output: Any) -> dict[str, Any] | None:
         for extra in ("fallback_by_model", "degraded_reasons"):
             if output.get(extra):
                 numbers[extra] = dict(output[extra])
+        numbers.update(_over_time(output.get("timeline")))
         return {k: v for k, v in numbers.items() if v is not None}
     if "first_ms" in output and "prewarm" in output:
         numbers = {name: lookup(output, path) for name, path in COLD_START_NUMBERS.items()}
         numbers["prewarm"] = bool(output["prewarm"])
         return numbers
     return None
+
+
+def _over_time(timeline: Any) -> dict[str, list[int | None]]:
+    """429 share (%) and queue wait p95 (ms) per slice of the run, when there was any."""
+    if not isinstance(timeline, list) or not timeline:
+        return {}
+    refused = [row.get("refused_ratio") for row in timeline]
+    waits = [row.get("queue_wait_p95_ms") for row in timeline]
+    series: dict[str, list[int | None]] = {}
+    if any(r for r in refused):
+        series["refused_pct_over_time"] = [None if r is None else round(r * 100) for r in refused]
+    if any(w is not None and w >= 1.0 for w in waits):
+        series["queue_p95_ms_over_time"] = [None if w is None else round(w) for w in waits]
+    return series
 
 
 def _runs(journal: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
