@@ -16,6 +16,7 @@ from examples.graph_ask.settings import GraphAskSettings, settings
 from shared.resilience.admission import PriorityAdmission
 from shared.resilience.cache import TTLCache
 from shared.resilience.circuit import Circuit, breaker
+from shared.resilience.events import METRICS
 from shared.resilience.fallback import FallbackChain, breaker_name
 from shared.settings import once
 
@@ -51,7 +52,8 @@ class Service:
         return states
 
     def status(self) -> dict[str, object]:
-        """The exported view: breakers, cache, admission, deliveries and configuration."""
+        """The exported view: breakers, cache, admission, deliveries, the process's resilience
+        metrics (fallback hit rate, retries, rejections) and configuration."""
         cache: dict[str, object] | None = None
         if self.cache is not None:
             stats = self.cache.stats()
@@ -62,6 +64,7 @@ class Service:
             "cache": cache,
             "admission": admission,
             "insights": asdict(self.sink.counts()),
+            "metrics": METRICS.snapshot(),
             "config": self.settings.public(),
         }
 

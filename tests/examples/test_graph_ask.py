@@ -114,6 +114,9 @@ def test_primary_model_down_fallback_answers(client: Any, peers: Peers) -> None:
     # Four primary failures opened its breaker; the fifth skipped it.
     assert bodies[-1]["breakers"]["llm:primary-llm"] == "open"
     assert bodies[-1]["breakers"]["llm:fallback-llm"] == "closed"
+    metrics = client.get("/graph_ask/_status").get_json()["metrics"]
+    assert metrics["fallback"]["fallback_hit_rate"] == 1.0
+    assert metrics["breakers"]["open"] == ["llm:primary-llm"]
 
 
 def test_no_model_answering_degrades_with_the_ux_message(
