@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from shared.resilience import events
 from tests import otel, services
 
 FIRESTORE_PROJECT = "demo-resilience-test"
@@ -33,18 +32,23 @@ def spans() -> Iterator[Any]:
     otel.SPANS.clear()
 
 
-@pytest.fixture(autouse=True)
-def _reset_resilience_globals() -> Iterator[None]:
-    """Each test starts with fresh counters, the default hooks and an empty breaker registry."""
-    from shared.resilience.circuit import reset_breakers
+def _reset_globals() -> None:
+    """One reset per package: settings memos, Firestore clients, resilience state."""
+    from shared.gcp import firestore
+    from shared.resilience import testing
+    from shared.settings import reset_settings
 
-    previous = events.hooks()
-    events.METRICS.reset()
-    reset_breakers()
+    reset_settings()
+    firestore.reset_clients()
+    testing.reset()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_globals() -> Iterator[None]:
+    """Each test starts from fresh settings, counters, hooks, breakers and caches."""
+    _reset_globals()
     yield
-    events.set_hooks(previous)
-    events.METRICS.reset()
-    reset_breakers()
+    _reset_globals()
 
 
 @pytest.fixture(scope="session")
