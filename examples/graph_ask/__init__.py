@@ -7,8 +7,9 @@ plan-priority admission; ``POST /insights/deliver`` delivers an insight to a sin
 
 - :mod:`.settings`: every environment variable, read once per instance;
 - :mod:`.errors`: the one root exception and the bad-input error;
-- :mod:`.graph`: the Neo4j HTTP API client; :mod:`.insights`: the sink client;
+- :mod:`.graph`: the Neo4j HTTP API client; :mod:`.insights`: the sink client; both on a
+  :mod:`.sessions` pooled session made on first use;
 - :mod:`.service`: the per-instance resilience objects (admission, cache, breakers, chain);
-- :mod:`.answer`: the pipeline from question to answer; :mod:`.requests`: request parsing;
+- :mod:`.answer`: the pipeline from question to answer; :mod:`.inputs`: request parsing;
 - :mod:`.routes`: the thin HTTP handlers; ``main.py``: the functions-framework entry point.
 """

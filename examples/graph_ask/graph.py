@@ -10,12 +10,12 @@ exceptions. The session is created on first use.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
 import requests
 
+from examples.graph_ask.sessions import LazySession
 from shared.obs import current_trace
 from shared.resilience.transient import HttpStatusError, TransientError, parse_retry_after
 
@@ -48,17 +48,7 @@ class GraphClient:
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.url = f"{base_url}/db/neo4j/tx/commit"
         self.timeout_s = timeout_s
-        self._session: requests.Session | None = None
-        self._lock = threading.Lock()
-
-    def _client(self) -> requests.Session:
-        session = self._session
-        if session is None:
-            with self._lock:
-                if self._session is None:
-                    self._session = requests.Session()
-                session = self._session
-        return session
+        self._session = LazySession()
 
     def facts(self, question: str) -> tuple[Fact, ...]:
         """The facts about the topics ``question`` names (possibly none)."""
@@ -67,7 +57,7 @@ class GraphClient:
         trace = current_trace()
         if trace is not None:
             headers.update(trace.child().to_headers())
-        response = self._client().post(
+        response = self._session.get().post(
             self.url, json=body, headers=headers, timeout=self.timeout_s, allow_redirects=False
         )
         if not 200 <= response.status_code < 300:
@@ -79,10 +69,7 @@ class GraphClient:
         return parse_facts(_json(response))
 
     def close(self) -> None:
-        with self._lock:
-            session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self._session.close()
 
 
 def _json(response: requests.Response) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from examples.graph_ask.sessions import LazySession
 from shared.obs import current_trace
 from shared.resilience.retries import retry
 from shared.resilience.transient import HttpStatusError, parse_retry_after
@@ -47,20 +48,11 @@ class InsightSink:
         self.attempts = attempts
         self.timeout_s = timeout_s
         self.budget_s = budget_s
-        self._session: requests.Session | None = None
-        self._lock = threading.Lock()
+        self._session = LazySession()
+        self._lock = threading.Lock()  # guards the counters
         self._delivered = 0
         self._failed = 0
         self._attempts = 0
-
-    def _client(self) -> requests.Session:
-        session = self._session
-        if session is None:
-            with self._lock:
-                if self._session is None:
-                    self._session = requests.Session()
-                session = self._session
-        return session
 
     def deliver(self, insight: Mapping[str, Any], user: str | None) -> Delivery:
         """Deliver ``insight`` (for ``user``), retrying; never raises for a failed delivery."""
@@ -75,7 +67,7 @@ class InsightSink:
         def attempt() -> None:
             nonlocal made
             made += 1
-            response = self._client().post(
+            response = self._session.get().post(
                 self.url, json=body, headers=headers, timeout=self.timeout_s, allow_redirects=False
             )
             response.close()
