@@ -56,6 +56,15 @@ def handler_for(fake: FakeGraphAsk) -> type[http.server.BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def do_GET(self) -> None:
+            """A status page like graph_ask's: the admission queue grows with the requests."""
+            data = json.dumps({"admission": {"premium_waiting": 1, "free_waiting": fake.requests}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data.encode())
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             try:

@@ -34,6 +34,16 @@ def test_latency_counts_from_the_scheduled_time_no_coordinated_omission() -> Non
     assert report["latency_ms"]["p50"] > 600.0
 
 
+def test_the_admission_queue_is_read_from_the_status_page() -> None:
+    fake = FakeGraphAsk()
+    with serving(fake) as url:
+        report = load.run_load(url, rate_rpm=600, duration_s=2.5, status_url=f"{url}/_status")
+    assert report["queue_length_max"] is not None
+    assert 1 <= report["queue_length_max"] <= 1 + 25
+    lengths = [row["queue_length_max"] for row in report["timeline"]]
+    assert any(n is not None for n in lengths)
+
+
 def test_refusals_and_retry_after_per_plan() -> None:
     def behaviour(plan: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         if plan == "free":

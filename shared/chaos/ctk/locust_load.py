@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,12 +79,26 @@ def sample_of(at_s: float, plan: str, latency_ms: float, response: Any) -> Sampl
     )
 
 
+def queue_length(status_url: str, timeout_s: float) -> int | None:
+    """Requests waiting for admission, from graph_ask's status page (None if unreadable)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(status_url, timeout=timeout_s) as response:
+            admission = json.loads(response.read()).get("admission") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    waiting = [admission.get(k) for k in ("premium_waiting", "free_waiting")]
+    numbers = [w for w in waiting if isinstance(w, int) and not isinstance(w, bool)]
+    return sum(numbers) if numbers else None
+
+
 class Timetable:
     """Arrivals, their samples and the progress line; one per run."""
 
     def __init__(self, spec: LoadSpec) -> None:
         self.spec = spec
         self.samples: list[Sample] = []
+        self.queue: list[tuple[float, int]] = []  # (at_s, requests waiting for admission)
         self.sent = 0
         self.started = time.monotonic()
         self.done = gevent.event.Event()
@@ -165,11 +180,20 @@ def run(spec: LoadSpec, *, out: Any = sys.stderr) -> dict[str, Any]:
         while not table.done.wait(spec.progress_s):
             console.print(table.progress())
 
+    def poll_queue() -> None:
+        while not table.done.wait(1.0):
+            length = queue_length(spec.status_url or "", spec.timeout_s)
+            if length is not None:
+                table.queue.append((time.monotonic() - table.started, length))
+
     reporter = gevent.spawn(report_progress)
+    poller = gevent.spawn(poll_queue) if spec.status_url else None
     table.done.wait(timeout=spec.duration_s + spec.timeout_s + 30.0)
     elapsed = time.monotonic() - table.started
     runner.quit()
     reporter.kill()
+    if poller is not None:
+        poller.kill()
     console.print(table.progress())
     return summarize(
         table.samples,
@@ -178,6 +202,7 @@ def run(spec: LoadSpec, *, out: Any = sys.stderr) -> dict[str, Any]:
         elapsed_s=elapsed,
         target_s=spec.target_s,
         base_rpm=spec.base_rpm,
+        queue=table.queue,
     )
 
 

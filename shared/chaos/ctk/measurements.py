@@ -36,6 +36,7 @@ LOAD_NUMBERS: dict[str, str] = {
     "stale": "served_ratio.stale",
     "degraded": "served_ratio.degraded",
     "fallback": "fallback_ratio",
+    "queue_length_max": "queue_length_max",
     "served_rpm": "served_rpm",
     "offered_rpm": "offered_rpm",
 }
@@ -69,16 +70,19 @@ def numbers_of(output: Any) -> dict[str, Any] | None:
 
 
 def _over_time(timeline: Any) -> dict[str, list[int | None]]:
-    """429 share (%) and queue wait p95 (ms) per slice of the run, when there was any."""
+    """429 share (%), queue wait p95 (ms), queue length per slice of the run, if any."""
     if not isinstance(timeline, list) or not timeline:
         return {}
     refused = [row.get("refused_ratio") for row in timeline]
     waits = [row.get("queue_wait_p95_ms") for row in timeline]
+    lengths = [row.get("queue_length_max") for row in timeline]
     series: dict[str, list[int | None]] = {}
     if any(r for r in refused):
         series["refused_pct_over_time"] = [None if r is None else round(r * 100) for r in refused]
     if any(w is not None and w >= 1.0 for w in waits):
         series["queue_p95_ms_over_time"] = [None if w is None else round(w) for w in waits]
+    if any(n for n in lengths):
+        series["queue_length_over_time"] = list(lengths)
     return series
 
 

@@ -81,12 +81,27 @@ def _plan_report(samples: Sequence[Sample], target_ms: float) -> dict[str, Any]:
     }
 
 
-def _timeline(samples: Sequence[Sample], duration_s: float, buckets: int) -> list[dict[str, Any]]:
-    """The run cut into ``buckets`` equal slices by scheduled time: 429s and queueing over time."""
+def _timeline(
+    samples: Sequence[Sample],
+    duration_s: float,
+    buckets: int,
+    queue: Sequence[tuple[float, int]],
+) -> list[dict[str, Any]]:
+    """The run cut into ``buckets`` equal slices by scheduled time: 429s and queueing over time.
+
+    ``queue`` holds ``(at_s, requests waiting for admission)`` read from the service's status.
+    """
     width = max(duration_s / buckets, 1e-9)
+
+    def slot(at_s: float) -> int:
+        return min(buckets - 1, max(0, math.floor(at_s / width)))
+
     slices: list[list[Sample]] = [[] for _ in range(buckets)]
     for sample in samples:
-        slices[min(buckets - 1, max(0, math.floor(sample.at_s / width)))].append(sample)
+        slices[slot(sample.at_s)].append(sample)
+    waiting: list[list[int]] = [[] for _ in range(buckets)]
+    for at_s, length in queue:
+        waiting[slot(at_s)].append(length)
     rows = []
     for index, part in enumerate(slices):
         ok = [s for s in part if s.status == 200]
@@ -103,6 +118,7 @@ def _timeline(samples: Sequence[Sample], duration_s: float, buckets: int) -> lis
                 "error_ratio": _ratio(len(part) - len(ok) - refused, len(part)),
                 "p95_ms": latency["p95"] if latency else None,
                 "queue_wait_p95_ms": waits["p95"] if waits else None,
+                "queue_length_max": max(waiting[index]) if waiting[index] else None,
             }
         )
     return rows
@@ -117,6 +133,7 @@ def summarize(
     target_s: float = 1.0,
     base_rpm: float | None = None,
     buckets: int = 10,
+    queue: Sequence[tuple[float, int]] = (),
 ) -> dict[str, Any]:
     """The report of one run: the numbers a playbook's tolerances read.
 
@@ -183,7 +200,8 @@ def summarize(
         "duration_s": duration_s,
         "elapsed_s": round(elapsed_s, 3),
         "target_s": target_s,
-        "timeline": _timeline(samples, duration_s, buckets),
+        "queue_length_max": max((length for _, length in queue), default=None),
+        "timeline": _timeline(samples, duration_s, buckets, queue),
     }
 
 

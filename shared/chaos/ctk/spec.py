@@ -43,6 +43,7 @@ class LoadSpec:
     progress_s: float = 2.0
     label: str = "load"
     base_rpm: float | None = None  # the rate the load was scaled from (a service's capacity)
+    status_url: str | None = None  # polled once a second for the admission queue length
 
     @property
     def planned(self) -> int:
@@ -103,6 +104,15 @@ def load_spec(**arguments: Any) -> LoadSpec:
         ("max_in_flight", 1, 1000),
     ):
         _integer(name, arguments.get(name, getattr(defaults, name)), ilow, ihigh, problems)
+    status_url = arguments.get("status_url")
+    if status_url is not None:
+        status_parts = urlsplit(status_url) if isinstance(status_url, str) else None
+        if (
+            status_parts is None
+            or status_parts.scheme != "http"
+            or status_parts.hostname not in LOOPBACK_HOSTS
+        ):
+            problems.append(f"status_url must be an http:// URL on 127.0.0.1, got {status_url!r}")
     base_rpm = arguments.get("base_rpm")
     if base_rpm is not None:
         _number("base_rpm", base_rpm, 0.01, 1_000_000.0, problems)
