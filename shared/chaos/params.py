@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias, cast
 
-from shared.chaos.errors import InvalidParameter
+from shared.chaos.errors import InvalidParameter, UnknownUpstream
 
 Mode: TypeAlias = Literal["ok", "drop", "slow", "error"]
 
@@ -138,7 +138,11 @@ def parse_proxy_params(values: Mapping[str, object], *, max_delay_ms: int) -> Pr
 def parse_experiment_spec(
     values: Mapping[str, object], *, upstreams: Collection[str], max_delay_ms: int
 ) -> ExperimentSpec:
-    """Validate a request to start an experiment against the configured upstream names."""
+    """Validate a request to start an experiment against the configured upstream names.
+
+    A well-formed name that is not configured is :class:`UnknownUpstream` (404), as when
+    forwarding to it.
+    """
     _reject_unknown(values, EXPERIMENT_FIELDS)
     for required in ("upstream", "mode", "duration_s"):
         if required not in values:
@@ -148,7 +152,9 @@ def parse_experiment_spec(
                 allowed=_allowed_for(required, upstreams),
                 got=None,
             )
-    upstream = parse_choice("upstream", values["upstream"], tuple(sorted(upstreams)))
+    upstream = parse_name("upstream", values["upstream"])
+    if upstream not in upstreams:
+        raise UnknownUpstream(upstream, upstreams)
     mode = parse_choice("mode", values["mode"], EXPERIMENT_MODES)
     duration_s = parse_integer(
         "duration_s", values["duration_s"], MIN_EXPERIMENT_S, MAX_EXPERIMENT_S

@@ -126,11 +126,18 @@ def start_echo_upstream() -> EchoUpstream:
     return EchoUpstream(server, thread)
 
 
-def start_function(name: str, env: Mapping[str, str], *, debug: bool = False) -> services.Service:
-    """Serve ``functions/<name>/main.py`` with functions-framework (gunicorn unless ``debug``)."""
+def start_function(
+    name: str, env: Mapping[str, str], *, debug: bool = False, limits: bool = True
+) -> services.Service:
+    """Serve ``functions/<name>/main.py``: by ``shared.chaos.serve`` (functions-framework's gunicorn
+    with request limits), by the plain functions-framework CLI (``limits=False``), or by its
+    werkzeug debug server (``debug``)."""
     port = services.free_port()
-    exe = str(Path(sys.executable).with_name("functions-framework"))
-    argv = [exe, "--source", f"functions/{name}/main.py", "--target", name]
+    if limits and not debug:
+        argv = [sys.executable, "-m", "shared.chaos.serve"]
+    else:
+        argv = [str(Path(sys.executable).with_name("functions-framework"))]
+    argv += ["--source", f"functions/{name}/main.py", "--target", name]
     argv += ["--host", "127.0.0.1", "--port", str(port)] + (["--debug"] if debug else [])
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOS_")}
     full_env.pop("K_SERVICE", None)

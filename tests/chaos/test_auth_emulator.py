@@ -95,11 +95,11 @@ def test_owner_and_secops_are_allowed(
     assert r.status_code == 200
 
 
-def test_deployed_defaults_to_firebase_auth_over_http(
+def test_firebase_auth_over_http(
     auth_emulator: servers.AuthEmulator, tokens: dict[str, str]
 ) -> None:
     env = {
-        "K_SERVICE": "chaos_delay",  # as Cloud Functions sets it: CHAOS_AUTH defaults to firebase
+        "CHAOS_AUTH": "firebase",  # the default when deployed (tests/chaos/test_config.py)
         "CHAOS_ENABLED": "true",
         "FIREBASE_AUTH_EMULATOR_HOST": auth_emulator.host,
         "GOOGLE_CLOUD_PROJECT": servers.AUTH_PROJECT,
@@ -112,5 +112,12 @@ def test_deployed_defaults_to_firebase_auth_over_http(
         assert requests.get(base, headers=viewer, timeout=10).status_code == 403
         owner = {"Authorization": f"Bearer {tokens['owner']}"}
         assert requests.get(base, headers=owner, timeout=10).status_code == 200
+    finally:
+        service.stop()
+    # Deployed (K_SERVICE set), the emulator variable is a configuration error: nobody gets in.
+    service = servers.start_function("chaos_delay", {**env, "K_SERVICE": "chaos_delay"})
+    try:
+        r = requests.get(base.replace(base.split("/")[2], service.host), headers=owner, timeout=10)
+        assert (r.status_code, r.json()["variable"]) == (500, "FIREBASE_AUTH_EMULATOR_HOST")
     finally:
         service.stop()

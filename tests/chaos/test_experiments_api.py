@@ -101,7 +101,7 @@ def test_slow_and_drop_experiments(proxy_client: FlaskClient, clock: FakeClock) 
 @pytest.mark.usefixtures("fake_runtime")
 @pytest.mark.parametrize(
     ("body", "parameter"),
-    [({}, "upstream"), ({**START, "upstream": "nope"}, "upstream"),
+    [({}, "upstream"), ({**START, "upstream": "_nope"}, "upstream"),
      ({**START, "mode": "ok"}, "mode"), ({**START, "duration_s": 14401}, "duration_s"),
      ({**START, "slow_ms": 5}, "slow_ms"), ({**START, "x": 1}, "x")],
 )  # fmt: skip
@@ -111,6 +111,14 @@ def test_start_validation(
     r = proxy_client.post("/_experiments", json=body)
     assert r.status_code == 400
     assert r.get_json()["parameter"] == parameter
+
+
+@pytest.mark.usefixtures("fake_runtime")
+def test_start_for_an_upstream_not_configured_is_404(proxy_client: FlaskClient) -> None:
+    r = proxy_client.post("/_experiments", json={**START, "upstream": "nope"})
+    assert r.status_code == 404
+    assert r.get_json()["error"] == "unknown_upstream"
+    assert r.get_json()["configured"] == ["echo", "other"]
 
 
 @pytest.mark.usefixtures("fake_runtime")

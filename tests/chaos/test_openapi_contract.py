@@ -357,6 +357,7 @@ def _experiments() -> dict[tuple[str, str, str], Example]:
         (EXP, "post", "400"): lambda c: c.proxy.post(EXP, json={**START, "duration_s": 0}),
         (EXP, "post", "401"): anonymous(starting),
         (EXP, "post", "403"): off,
+        (EXP, "post", "404"): lambda c: c.proxy.post(EXP, json={**START, "upstream": "nope"}),
         (EXP, "post", "409"): conflict,
         (EXP, "post", "503"): failing(starting),
         (one, "get", "200"): as_owner(getting),

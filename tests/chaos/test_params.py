@@ -134,9 +134,9 @@ def test_experiment_spec() -> None:
     [
         ({"mode": "error", "duration_s": 60}, "upstream", "upstream is required; got None"),
         (
-            {"upstream": "x", "mode": "error", "duration_s": 60},
+            {"upstream": "_x", "mode": "error", "duration_s": 60},
             "upstream",
-            "upstream must be one of db|llm; got x",
+            "upstream must match [a-z0-9][a-z0-9_-]{0,62}; got _x",
         ),
         (
             {"upstream": "llm", "mode": "ok", "duration_s": 60},
@@ -197,3 +197,14 @@ def test_experiment_name_and_stop_selector() -> None:
         )
     with pytest.raises(InvalidParameter, match="unknown parameter 'id'"):
         parse_stop_selector({"id": "x"})
+
+
+def test_a_well_formed_upstream_that_is_not_configured_is_unknown() -> None:
+    from shared.chaos.errors import UnknownUpstream
+
+    with pytest.raises(UnknownUpstream) as info:
+        parse_experiment_spec(
+            {"upstream": "x", "mode": "error", "duration_s": 60}, upstreams=("llm", "db"),
+            max_delay_ms=CAP,
+        )  # fmt: skip
+    assert info.value.details() == {"upstream": "x", "configured": ["db", "llm"]}
