@@ -96,11 +96,12 @@ def test_graph_slow_without_cache_entry_degrades_quickly(client: Any, peers: Pee
     assert {b["degraded_reason"] for b in bodies} == {"graph_unavailable"}
     assert {b["answer"] for b in bodies} == {UX_FALLBACK_MESSAGE}
     assert {b["model"] for b in bodies} == {None}
-    # Each of the first answers waited two bounded attempts (0.3 s each), not the 1.5 s delay...
-    assert max(timings) < 0.9, timings
-    # ... and once four had failed the breaker opened: the rest degrade at once.
+    # Each of the first answers waited two bounded attempts (0.3 s each), not the 1.5 s delay
+    # (the margin is for a loaded CI machine) ...
+    assert max(timings) < 1.2, timings
+    # ... and once four had failed the breaker opened: the rest degrade without a graph call.
     assert bodies[-1]["breakers"]["graph"] == "open"
-    assert max(timings[4:]) < 0.1, timings
+    assert max(timings[4:]) < 0.3, timings
 
 
 def test_primary_model_down_fallback_answers(client: Any, peers: Peers) -> None:

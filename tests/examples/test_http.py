@@ -86,7 +86,8 @@ def test_surge_over_http_premium_answered_free_refused_with_retry_after(
     premium = [r for p, r in answers if p == "premium"]
     free = [r for p, r in answers if p == "free"]
     assert [r.status_code for r in premium] == [200] * 4
-    assert all(r.elapsed.total_seconds() < 1.0 for r in premium)
+    # At most GRAPH_ASK_PREMIUM_WAIT_S (1 s) in the queue, plus the answer.
+    assert all(r.elapsed.total_seconds() < 1.5 for r in premium)
     refused = [r for r in free if r.status_code == 429]
     assert len(refused) >= 2, [r.status_code for r in free]
     assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
