@@ -18,9 +18,11 @@ def ask(client: Any, question: str, plan: str) -> Any:
 def test_over_capacity_premium_is_admitted_free_gets_429(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 60 rpm: one token a second, a bucket of 1.25; free needs 1.25 (the 20 % premium reserve).
-    monkeypatch.setenv("GRAPH_ASK_RPM", "60")
+    # 30 rpm: a token every 2 s, a bucket of 1.25; free needs 1.25 (the 20 % premium reserve),
+    # so after one premium request a free one would wait ~2 s: longer than it may (0 s).
+    monkeypatch.setenv("GRAPH_ASK_RPM", "30")
     monkeypatch.setenv("GRAPH_ASK_FREE_WAIT_S", "0")
+    monkeypatch.setenv("GRAPH_ASK_PREMIUM_WAIT_S", "3")
 
     first = ask(client, "what is Neo4j", "premium")
     free = ask(client, "what is Neo4j", "free")
