@@ -11,7 +11,8 @@ the outcome. For that it needs three things pybreaker keeps private; each is use
 * ``_state``: the state object this instance holds, read without the storage round trip (and
   without the listener call and counter resets) of the public ``state`` property;
 * ``_create_new_state``: overridden, so pybreaker builds our state classes; called directly to
-  adopt a state another instance stored, without pybreaker's resets of the shared counters;
+  adopt a state another instance stored, without pybreaker's resets of the shared counters.
+
 Nothing else: transitions use the public ``open``, ``close`` and ``state`` setter, and reach the
 circuit through a listener; the storages implement pybreaker's storage interface.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import pybreaker
 
@@ -30,6 +31,7 @@ from shared.resilience.circuit.states import (
     ClosedState,
     HalfOpenState,
     OpenState,
+    StateMachine,
 )
 from shared.resilience.circuit.storage import CLOSED, HALF_OPEN, OPEN, BreakerStorage, MemoryStorage
 
@@ -112,3 +114,8 @@ class Machine(pybreaker.CircuitBreaker):
         """Enter ``state`` (already written to the storage) for ``reason``; listeners hear it."""
         self.reason = reason
         self.state = state
+
+
+if TYPE_CHECKING:
+    # The states reach their breaker as a StateMachine: mypy checks that Machine is one.
+    _CONFORMS: type[StateMachine] = Machine

@@ -29,9 +29,9 @@ __all__ = [
     "CircuitState",
     "ClosedState",
     "HalfOpenState",
-    "Machine",
     "OpenState",
     "Refused",
+    "StateMachine",
     "Ticket",
 ]
 
@@ -56,7 +56,7 @@ class Refused(Exception):
         self.retry_after = retry_after
 
 
-class Machine(Protocol):
+class StateMachine(Protocol):
     """What the states use of the pybreaker breaker holding them (see ``adapter.Machine``)."""
 
     config: CircuitConfig
@@ -86,7 +86,7 @@ def time_left(config: CircuitConfig, now: float, opened_at: float | None) -> flo
 class CircuitState(pybreaker.CircuitBreakerState):
     """What every state adds to pybreaker's: admission, settlement, the period's bookkeeping."""
 
-    machine: Machine
+    machine: StateMachine
     #: The ticket every call gets in this state without asking (closed only; else None).
     ticket: Ticket | None = None
     #: The sliding window of this period (closed, with a rate rule; else None).
@@ -206,8 +206,8 @@ class HalfOpenState(CircuitState, pybreaker.CircuitHalfOpenState):
             self.on_success()
 
 
-def _machine(cb: pybreaker.CircuitBreaker) -> Machine:
-    return cast("Machine", cb)  # the adapter's Machine, which pybreaker passes to its states
+def _machine(cb: pybreaker.CircuitBreaker) -> StateMachine:
+    return cast("StateMachine", cb)  # the adapter's Machine, which pybreaker passes to its states
 
 
 def _describe(exc: BaseException | None) -> str:
