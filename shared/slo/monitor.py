@@ -120,7 +120,11 @@ class Monitor:
 
     When a Firestore step fails the run raises :class:`RecordError` (the handler answers 503 so
     Cloud Scheduler retries). ``link`` is the alert messages' button target;
-    ``delivery_budget_s`` bounds the seconds a run spends sending alerts.
+    ``delivery_budget_s`` bounds the seconds a run spends sending alerts, and ``run_budget_s``
+    the whole run: a step that would start after it raises :class:`RecordError` (each step is
+    bounded by the recorder's own timeout, so a run ends by about ``run_budget_s`` plus one
+    step; the function's timeout is 120 s). Alert delivery stops early enough to leave the run
+    summary its step.
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class Monitor:
         link: str | None = None,
         max_workers: int = 8,
         delivery_budget_s: float = 60.0,
+        run_budget_s: float = 90.0,
     ) -> None:
         self.config = config
         self._backend_for = backend_for
@@ -143,10 +148,12 @@ class Monitor:
         self._link = link
         self._workers = max_workers
         self._delivery_budget = delivery_budget_s
+        self._run_budget = run_budget_s
 
     def run(self, now: float | None = None) -> RunReport:
         """One run for the window ending at the last boundary before ``now`` (epoch seconds)."""
         started = time.perf_counter()
+        deadline = self._clock.monotonic() + self._run_budget
         now = self._clock.time() if now is None else now
         end = aligned_end(now, self.config.window_s)
         window = Window.ending_at(end, self.config.window_s)
@@ -154,26 +161,30 @@ class Monitor:
         results = tuple(
             compute(self.config.slos, self._backend_for, end, max_workers=self._workers)
         )
-        recorded = self._record(results, run_id)
-        delivery = self._deliver(run_id)
+        recorded = self._record(results, run_id, deadline)
+        delivery = self._deliver(run_id, deadline)
         report = RunReport(run_id, window, results, recorded, delivery,
                            (time.perf_counter() - started) * 1000)  # fmt: skip
         summary = report.to_json()
-        self._store("write run summary", lambda: self.recorder.write_summary(run_id, summary))
+        write = functools.partial(self.recorder.write_summary, run_id, summary)
+        self._store("write run summary", write, deadline)
         return report
 
-    def _record(self, results: tuple[SloResult, ...], run_id: str) -> dict[str, Recorded]:
-        states = self._store("read SLO states", self.recorder.states_by_slo)
+    def _record(
+        self, results: tuple[SloResult, ...], run_id: str, deadline: float
+    ) -> dict[str, Recorded]:
+        states = self._store("read SLO states", self.recorder.states_by_slo, deadline)
         recorded: dict[str, Recorded] = {}
         for result in results:
             if needs_recording(result, states.get(result.slo.name, {})):
                 recorded[result.slo.name] = self._store(
                     f"record {result.slo.name}",
                     functools.partial(self.recorder.record, result, run_id),
+                    deadline,
                 )
         return recorded
 
-    def _deliver(self, run_id: str) -> Delivery:
+    def _deliver(self, run_id: str, deadline: float) -> Delivery:
         """Send the outbox one alert at a time: claim, send, mark (leases stay short).
 
         Stops after ``delivery_budget_s`` seconds (retry waits included), or when Slack answers
@@ -181,17 +192,21 @@ class Monitor:
         """
         if self.notifier is None:
             return Delivery(configured=False)
-        candidates = self._store("list alerts", self.recorder.deliverable)
+        candidates = self._store("list alerts", self.recorder.deliverable, deadline)
         sent: list[str] = []
         failed: list[str] = []
         deferred: list[str] = []
         errors: list[str] = []
         started = self._clock.monotonic()
+        # Room for one alert (claim, mark) and the run summary after it.
+        reserve = 3 * self.recorder.timeout_s
         for index, (kind, doc_id, _) in enumerate(candidates):
             if self._clock.monotonic() - started > self._delivery_budget:
                 break
+            if deadline - self._clock.monotonic() < reserve:
+                break
             claim = functools.partial(self.recorder.claim, kind, doc_id, run_id)
-            alert = self._store("claim an alert", claim)
+            alert = self._store("claim an alert", claim, deadline)
             if alert is None:
                 continue
             try:
@@ -201,17 +216,21 @@ class Monitor:
                 errors.append(f"{alert.doc_id}: {exc}")
                 mark_failed = functools.partial(self.recorder.mark_failed, alert, str(exc),
                                                 retry_after_s=exc.retry_after)  # fmt: skip
-                self._store("mark alert failed", mark_failed)
+                self._store("mark alert failed", mark_failed, deadline)
                 if exc.retry_after is not None:
                     # The webhook is rate limited, not this alert: leave the rest for later.
                     deferred.extend(d for _, d, _ in candidates[index + 1 :])
                     break
                 continue
             sent.append(alert.doc_id)
-            self._store("mark alert sent", functools.partial(self.recorder.mark_sent, alert))
+            mark_sent = functools.partial(self.recorder.mark_sent, alert)
+            self._store("mark alert sent", mark_sent, deadline)
         return Delivery(True, tuple(sent), tuple(failed), tuple(deferred), tuple(errors))
 
-    def _store(self, step: str, fn: Callable[[], T]) -> T:
+    def _store(self, step: str, fn: Callable[[], T], deadline: float) -> T:
+        """``fn()``, a Firestore step; raises RecordError if it fails or starts too late."""
+        if self._clock.monotonic() >= deadline:
+            raise RecordError(f"run budget of {self._run_budget:g} s spent before: {step}")
         try:
             return fn()
         except fs.FirestoreError as exc:

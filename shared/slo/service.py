@@ -74,9 +74,8 @@ def build_monitor(
     )
     url = webhook_url_source(settings.slack_webhook_url, settings.slack_webhook_secret)
     notifier = SlackWebhook(url, timeout_s=settings.slack_timeout_s, clock=clock) if url else None
-    return Monitor(
-        config, backend_for, recorder, notifier, clock=clock, link=settings.alert_link_url
-    )
+    return Monitor(config, backend_for, recorder, notifier, clock=clock,
+                   link=settings.alert_link_url, run_budget_s=settings.run_budget_s)  # fmt: skip
 
 
 def current_monitor() -> Monitor:

@@ -29,7 +29,8 @@ class Settings:
     ``slack_webhook_url`` is a secret: it is excluded from ``repr`` and never logged.
     ``firestore_timeout_s`` bounds each Firestore step (retries included) and
     ``monitoring_timeout_s`` each Cloud Monitoring query, so a run whose stores are unreachable
-    answers well inside the function's 120 s timeout.
+    answers well inside the function's 120 s timeout; ``run_budget_s`` bounds the steps a slow
+    (but answering) Firestore can add up to.
     """
 
     config_path: Path = _PROJECT_ROOT / DEFAULT_CONFIG
@@ -41,6 +42,7 @@ class Settings:
     slack_timeout_s: float = 5.0
     firestore_timeout_s: float = 10.0
     monitoring_timeout_s: float = 15.0
+    run_budget_s: float = 90.0
     local_metrics_db: str | None = None
     project_id: str | None = None
 
@@ -58,6 +60,7 @@ class Settings:
             slack_timeout_s=env.number("SLACK_TIMEOUT_S", 5.0, low=0.1, high=30.0),
             firestore_timeout_s=env.number("FIRESTORE_TIMEOUT_S", 10.0, low=0.5, high=30.0),
             monitoring_timeout_s=env.number("MONITORING_TIMEOUT_S", 15.0, low=1.0, high=30.0),
+            run_budget_s=env.number("SLO_RUN_BUDGET_S", 90.0, low=5.0, high=3600.0),
             local_metrics_db=env.text("LOCAL_METRICS_DB"),
             project_id=env.text("GOOGLE_CLOUD_PROJECT") or env.text("GCP_PROJECT"),
         )

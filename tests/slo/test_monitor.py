@@ -397,3 +397,33 @@ def test_slack_retry_after_is_kept_across_runs(
     assert later.to_json()["alerts"]["sent"] == ["a--20261126T120500Z-5m"]
     assert sorted(m["text"].split()[1] for m in slack.delivered) == ["a", "b"]
     assert docs(firestore_client, "slo_violations")["a--20261126T120500Z-5m"]["not_before"] is None
+
+
+class SlowRecorder(FirestoreRecorder):
+    """A Firestore that answers, but each record takes ``seconds`` (on the fake clock)."""
+
+    def __init__(self, client: Any, clock: FakeClock, seconds: float) -> None:
+        super().__init__(client, clock=clock)
+        self.fake_clock = clock
+        self.seconds = seconds
+
+    def record(self, result: SloResult, run_id: str) -> Recorded:
+        self.fake_clock.advance(self.seconds)
+        return super().record(result, run_id)
+
+
+def test_a_slow_store_ends_the_run_at_its_budget(
+    firestore_client: Any, local_store: LocalStore, slack: SlackServer
+) -> None:
+    """Each step is bounded, and so is their sum: the run stops inside the function's timeout."""
+    clock = FakeClock(TICK + 1)
+    names = ("a", "b", "c", "d")
+    config = local_config(*(ratio_slo(n, function=n) for n in names))
+    for name in names:
+        traffic(local_store, name, start=TICK - 300, end=TICK, count=100, errors=10)
+    recorder = SlowRecorder(firestore_client, clock, seconds=40.0)
+    monitor = make_monitor(firestore_client, local_store, slack, clock, config, recorder)
+    with pytest.raises(RecordError, match=r"run budget of 90 s spent before: record d"):
+        monitor.run()
+    assert len(docs(firestore_client, "slo_violations")) == 3  # a, b, c: started in time
+    assert slack.posts == []
