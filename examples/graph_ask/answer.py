@@ -25,9 +25,9 @@ from examples.graph_ask.errors import GraphAskError
 from examples.graph_ask.graph import Fact
 from examples.graph_ask.service import Service
 from shared.resilience.compose import with_breaker_and_retry
-from shared.resilience.errors import ResilienceError
+from shared.resilience.errors import CircuitOpenError
 from shared.resilience.fallback import AllModelsFailed
-from shared.resilience.transient import HttpStatusError, retry_after_of
+from shared.resilience.transient import HttpStatusError, TransientError, retry_after_of
 
 Served = Literal["normal", "cached", "stale", "fallback", "degraded"]
 CacheState = Literal["hit", "miss", "stale", "off"]
@@ -60,8 +60,14 @@ class Unavailable(GraphAskError):
         self.retry_after = retry_after
 
 
-# What a failed graph step can raise: transport errors, HTTP statuses, an open breaker.
-_GRAPH_FAILURES: Final = (requests.RequestException, ResilienceError)
+# What a failed graph step raises: transport errors, HTTP statuses, an unusable answer, an open
+# breaker. A configuration error is not an outage: it is left to surface as a 500 and a log line.
+_GRAPH_FAILURES: Final = (
+    requests.RequestException,
+    HttpStatusError,
+    TransientError,
+    CircuitOpenError,
+)
 
 
 def cache_key(question: str) -> str:
