@@ -44,6 +44,10 @@ def summarize(status: int, body: Any) -> str:
         f"alerts sent {len(alerts.get('sent', []))} failed {len(alerts.get('failed', []))}"
         f" pending {alerts.get('pending', 0)}",
     ]
+    if body.get("no_data_alerts"):
+        parts.append(f"no-data alerts {', '.join(body['no_data_alerts'])}")
+    if alerts.get("deferred"):
+        parts.append(f"deferred by Slack {len(alerts['deferred'])}")
     if body.get("errors"):
         parts.append(f"errors {', '.join(body['errors'])}")
     return " | ".join(parts)

@@ -69,8 +69,13 @@ def test_summary_line() -> None:
     assert summarize(500, {"error": "config_invalid", "message": "bad file"}) == (
         "HTTP 500 config_invalid: bad file"
     )
-    assert summarize(503, {"error": "sources_unavailable", "summary": SUMMARY}).startswith(
-        "HTTP 503 sources_unavailable: HTTP 503 | 4 SLOs"
+    blind = {**SUMMARY, "errors": {"graphAsk-errors": ["5m: bad filter"]},
+             "no_data_alerts": ["insights-delivery"],
+             "alerts": {**SUMMARY["alerts"], "deferred": ["y", "z"]}}  # fmt: skip
+    assert summarize(503, {"error": "slo_errors", "summary": blind}) == (
+        "HTTP 503 slo_errors: HTTP 503 | 4 SLOs | ok 1 | violations 2 (new: graphAsk-latency;"
+        " ongoing: general-errors) | recovered - | no data 1 | alerts sent 1 failed 0 pending 0"
+        " | no-data alerts insights-delivery | deferred by Slack 2 | errors graphAsk-errors"
     )
     assert next_tick(1000.0, 300) == 1200.0
     assert next_tick(1200.0, 300) == 1500.0
