@@ -499,3 +499,48 @@ def test_redis_backed_calls_run_in_parallel(redis_client: Any, unique: str) -> N
 
 def test_memory_storage_is_the_default() -> None:
     assert Circuit(name="m").stats().storage == MemoryStorage.__name__
+
+
+# -- an outage costs one short timeout, then the fallback state (issue 12, defect 12) -----------
+
+
+def _timed_call(circuit: Circuit, recorder: events.Recorder) -> float:
+    with events.use_hooks(recorder):
+        started = time.monotonic()
+        assert circuit.call(lambda: "served") == "served"  # fallback_state "closed" admits it
+        return time.monotonic() - started
+
+
+def test_a_url_storage_fails_fast_when_redis_is_killed(unique: str) -> None:
+    svc = services.start_redis()
+    recorder = events.Recorder()
+    try:
+        storage = RedisStorage(f"redis://127.0.0.1:{svc.port}/0", unique)
+        circuit = Circuit(2, 5.0, name=unique, storage=storage)
+        assert circuit.call(lambda: 1) == 1
+        assert storage.state == "closed"  # read from Redis itself: the URL built a client
+        assert circuit.stats().storage_ok
+        svc.stop()
+        # A default redis-py client took 3.9 s per call here (its own retries).
+        assert _timed_call(circuit, recorder) < 1.0
+    finally:
+        svc.stop()
+    (failed,) = recorder.of(events.BreakerStorageFailed)
+    assert failed.fallback_state == "closed"
+    assert "ConnectionError" in failed.error
+
+
+def test_a_url_storage_fails_fast_when_redis_stalls(unique: str) -> None:
+    import socket
+
+    recorder = events.Recorder()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        storage = RedisStorage(f"redis://127.0.0.1:{port}/0", unique)
+        circuit = Circuit(2, 5.0, name=unique, storage=storage)
+        # A default client waited out 5 s socket timeouts, 4 tries (about a minute).
+        assert _timed_call(circuit, recorder) < 1.5
+    (failed,) = recorder.of(events.BreakerStorageFailed)
+    assert "Timeout" in failed.error

@@ -188,15 +188,20 @@ class RedisStorage(BreakerStorage):
 
     The hash ``{namespace}:{name}`` holds ``state``, ``opened_at`` (wall-clock seconds, full
     precision), ``fails`` and ``successes``; a missing hash means closed. ``client`` is a
-    redis-py client (decoded or not); nothing is sent to Redis until the first call. Give it
-    short timeouts and few retries: while Redis answers slowly, so does the breaker (redis-py's
-    default retry waits about 3 s on a refused connection before failing).
+    ``redis://`` URL, which gets :func:`~shared.resilience.redis_client.storage_client` (0.25 s
+    timeouts, no client-side retries), or a redis-py client used as configured (then give it
+    short timeouts: redis-py's defaults hold a call 4 s on a refused connection and a minute on
+    a stalled server, and the breaker waits with it). Nothing is sent until the first call.
     """
 
     shared: ClassVar[bool] = True
 
     def __init__(self, client: Any, name: str, *, namespace: str = "resilience:breaker") -> None:
         super().__init__(name)
+        if isinstance(client, str):
+            from shared.resilience.redis_client import storage_client
+
+            client = storage_client(client)
         self._client = client
         self.key = f"{namespace}:{name}" if namespace else name
         self._half_open_script: Any = None
