@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from shared.chaos.drop import SocketConnection, connection_from_environ, hold_and_drop
 from shared.resilience.clock import SYSTEM_CLOCK, FakeClock
 
@@ -90,3 +92,22 @@ def test_closing_sends_eof_to_the_client_without_a_response() -> None:
     finally:
         server.close()
         client.close()
+
+
+def test_held_drops_are_capped_and_slots_come_back() -> None:
+    from shared.chaos.drop import HeldDrops
+    from shared.chaos.errors import TooManyDrops
+
+    held = HeldDrops()
+    with held.slot(2, retry_after_s=30), held.slot(2, retry_after_s=30):
+        assert held.held == 2
+        with pytest.raises(TooManyDrops) as info, held.slot(2, retry_after_s=30):
+            pass
+        assert (info.value.status_code, info.value.code) == (503, "too_many_drops")
+        assert info.value.headers() == {"Retry-After": "30"}
+    assert held.held == 0
+    with pytest.raises(RuntimeError), held.slot(1, retry_after_s=1):
+        raise RuntimeError("the hold failed")
+    assert held.held == 0  # released on the way out, whatever happened
+    with pytest.raises(TooManyDrops), held.slot(0, retry_after_s=1):
+        pass  # a cap of 0 refuses every drop
