@@ -18,10 +18,13 @@ system-deps:
 node-deps:
 	@if [ -f scripts/node-deps.sh ]; then bash scripts/node-deps.sh; fi
 
+# The project is not a package: a .pth puts its root on the venv's path, so `chaos run` and
+# `python -m ...` find `shared` from any directory.
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/resilience-chaos.pth"
 	touch $(STAMP)
 
 run: setup
