@@ -8,17 +8,26 @@ gunicorn application fixes ``limit_request_line=0`` (no limit) and, being a
 cost 11-21 s of worker CPU before gunicorn's 400. Its constructor does take gunicorn options,
 which is what this module passes.
 
-What gunicorn cannot bound: a client that sends part of its headers and stalls keeps its thread
-until it closes (gunicorn's threaded worker only defers connections that send nothing for 5 s).
-Deployed, Google's front end terminates client connections and forwards whole requests; locally,
-``CHAOS_MAX_HELD_DROPS`` keeps drops from taking every thread, and nothing else stalls here.
+gunicorn has no read timeout either: its threaded worker defers a connection that sends nothing
+for 5 s, but one that sends part of its headers and stalls kept its request thread until it
+closed (64 such clients stopped the function). :class:`ReadTimeoutWorker` is that worker with a
+socket timeout on every blocking read and write of a request thread (``SERVE_READ_TIMEOUT_S``,
+default 10 s): a client silent that long loses its connection and the thread is free again.
+This module is the one place that relies on functions-framework's and gunicorn's internals (the
+gunicorn application class, the worker's ``enqueue_req`` and its connection's ``sock``);
+``tests/chaos/test_hardening_http.py`` pins them.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Any, Final
+
+from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
+
+from shared.settings import Env, once
 
 LIMITS: Final[Mapping[str, int]] = {
     # gunicorn's own defaults, which functions-framework turns off for the request line.
@@ -27,6 +36,43 @@ LIMITS: Final[Mapping[str, int]] = {
     "limit_request_field_size": 8190,
 }
 """Bytes of the request line, number of header fields, bytes of one header field."""
+WORKER_CLASS: Final = "shared.chaos.serve.ReadTimeoutWorker"
+
+
+@once
+def read_timeout_s() -> float:
+    """``SERVE_READ_TIMEOUT_S``: longest wait for a client's next bytes (or room to write)."""
+    env = Env()
+    value = env.number("SERVE_READ_TIMEOUT_S", 10.0, low=0.1, high=3600.0)
+    env.check()
+    return value
+
+
+class _ReadTimeoutSocket(socket.socket):
+    """A client socket whose blocking mode is "blocking, for at most the read timeout"."""
+
+    __slots__ = ()
+
+    def setblocking(self, flag: bool) -> None:
+        # gunicorn switches a connection to blocking mode right before reading a request in a
+        # request thread (and back to non-blocking for its poller): that is where the bound goes.
+        if flag:
+            self.settimeout(read_timeout_s())
+        else:
+            super().setblocking(False)
+
+
+class ReadTimeoutWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker whose request threads never wait on a silent client forever.
+
+    A timed-out read raises ``TimeoutError`` in the thread, which gunicorn logs and answers by
+    closing the connection.
+    """
+
+    def enqueue_req(self, conn: Any) -> None:
+        if type(conn.sock) is socket.socket:
+            conn.sock.__class__ = _ReadTimeoutSocket  # same layout: no new state, one override
+        super().enqueue_req(conn)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -43,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     app = functions_framework.create_app(target=args.target, source=args.source)  # type: ignore[no-untyped-call]
     # THREADS, WORKERS and CLOUD_RUN_TIMEOUT_SECONDS are read by the class, as under the CLI.
-    server = GunicornApplication(app, args.host, args.port, False, **LIMITS)  # type: ignore[no-untyped-call]
+    read_timeout_s()  # a bad SERVE_READ_TIMEOUT_S fails here, at start
+    options = {**LIMITS, "worker_class": WORKER_CLASS}
+    server = GunicornApplication(app, args.host, args.port, False, **options)  # type: ignore[no-untyped-call]
     server.run()
 
 

@@ -91,11 +91,44 @@ def test_request_line_and_header_limits(proxy: services.Service) -> None:
     assert requests.get(f"http://{proxy.host}/chaos_proxy?mode=ok", timeout=5).status_code == 200
 
 
+def test_clients_that_stall_mid_headers_lose_their_threads(
+    function_server: Callable[..., services.Service],
+) -> None:
+    # Before: THREADS clients sending part of their headers held every thread until they left.
+    proxy = function_server(
+        "chaos_proxy",
+        {"CHAOS_ENABLED": "true", "CHAOS_AUTH": "none", "THREADS": str(THREADS),
+         "SERVE_READ_TIMEOUT_S": "1"},
+    )  # fmt: skip
+    stalled = []
+    for _ in range(THREADS * 2):
+        conn = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        conn.sendall(b"GET /chaos_proxy?mode=ok HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        stalled.append(conn)
+    try:
+        started = time.monotonic()
+        r = requests.get(f"http://{proxy.host}/chaos_proxy?mode=ok", timeout=10)
+        assert r.status_code == 200
+        assert time.monotonic() - started < 5  # about two read timeouts, never "until they leave"
+    finally:
+        for conn in stalled:
+            conn.close()
+
+
 def test_the_launcher_is_functions_framework_plus_limits() -> None:
     """Pins the functions-framework internals ``shared.chaos.serve`` relies on."""
     from functions_framework._http.gunicorn import GunicornApplication
+    from gunicorn.workers.gthread import TConn, ThreadWorker
 
-    app = GunicornApplication(object(), "127.0.0.1", 0, False, limit_request_line=8190)
+    from shared.chaos.serve import WORKER_CLASS, ReadTimeoutWorker
+
+    app = GunicornApplication(
+        object(), "127.0.0.1", 0, False, limit_request_line=8190, worker_class=WORKER_CLASS
+    )
     assert app.cfg.limit_request_line == 8190
+    assert app.cfg.worker_class is ReadTimeoutWorker
+    # The worker hands each connection (a TConn with a ``sock``) to its threads by enqueue_req.
+    assert "enqueue_req" in vars(ThreadWorker)
+    assert "sock" in TConn.__init__.__code__.co_names
     assert GunicornApplication(object(), "127.0.0.1", 0, False).cfg.limit_request_line == 0
     assert servers.REPO.joinpath("shared/chaos/serve.py").exists()
