@@ -223,11 +223,13 @@ def closed_loop(port: int, path: str, clients: int, seconds: float) -> LoadResul
     return LoadResult(len(flat), sum(errors), elapsed, flat)
 
 
-_WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+# wrk writes durations of a minute or more in minutes ("49712 requests in 1.00m").
+_WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def _wrk_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+def wrk_duration_ms(text: str) -> float:
+    """A wrk duration (``910.00us``, ``1.20s``, ``1.00m``) in milliseconds."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
     if match is None:
         raise RuntimeError(f"unreadable wrk latency {text!r}")
     return float(match.group(1)) * _WRK_UNITS_MS[match.group(2)]
@@ -235,10 +237,10 @@ def _wrk_ms(text: str) -> float:
 
 def parse_wrk(output: str) -> LoadResult:
     """Requests, errors, duration and p50/p99 from ``wrk --latency`` output."""
-    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s)", output)
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", output)
     if done is None:
         raise RuntimeError(f"unreadable wrk output:\n{output}")
-    seconds = _wrk_ms(done.group(2) + done.group(3)) / 1000
+    seconds = wrk_duration_ms(done.group(2) + done.group(3)) / 1000
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     socket = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
@@ -247,7 +249,9 @@ def parse_wrk(output: str) -> LoadResult:
         errors += sum(int(n) for n in socket.groups())
     p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
-    reported = (_wrk_ms(p50.group(1)), _wrk_ms(p99.group(1))) if p50 and p99 else None
+    reported = (
+        (wrk_duration_ms(p50.group(1)), wrk_duration_ms(p99.group(1))) if p50 and p99 else None
+    )
     return LoadResult(int(done.group(1)), errors, seconds, [], reported)
 
 

@@ -37,6 +37,7 @@ from bench.bench_chaos import (
     percentile,
     server_env,
     serving,
+    wrk_duration_ms,
 )
 from scripts import procs
 from shared.settings import Env
@@ -68,10 +69,10 @@ class Soak:
 
 def wrk_max_ms(output: str) -> float:
     """The ``Max`` of wrk's latency line (``Latency 75.1ms 12.3ms 1.40s 80.00%``), in ms."""
-    match = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", output, re.MULTILINE)
+    match = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)\s", output, re.MULTILINE)
     if match is None:
         raise RuntimeError(f"no latency line in wrk output:\n{output}")
-    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+    return wrk_duration_ms(match.group(1))
 
 
 def soak(load: Load, port: int, path: str, seconds: float) -> Soak:

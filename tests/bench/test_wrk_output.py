@@ -42,3 +42,10 @@ def test_clean_run_has_no_errors() -> None:
 def test_unreadable_output_is_an_error_not_a_zero() -> None:
     with pytest.raises(RuntimeError, match="unreadable"):
         parse_wrk("wrk: connection refused")
+
+
+def test_a_run_of_a_minute_or_more_is_read_in_minutes() -> None:
+    minute = SAMPLE.replace("2065 requests in 1.10s", "49712 requests in 1.00m")
+    result = parse_wrk(minute)
+    assert result.requests == 49712
+    assert result.seconds == pytest.approx(60.0)
