@@ -80,14 +80,15 @@ def prompt_for(question: str, facts: tuple[Fact, ...]) -> str:
     return f"{question}\nFacts: {known}"
 
 
-def answer_question(question: str, svc: Service) -> Answer:
-    """Answer ``question`` with ``svc``'s graph, cache, breakers and model chain."""
+def answer_question(question: str, svc: Service, models: tuple[str, ...] | None = None) -> Answer:
+    """Answer ``question`` with ``svc``'s graph, cache, breakers and model chain (``models``:
+    the chain to ask, by default the service's primary then fallback)."""
     try:
         facts, cache = _facts(question, svc)
     except _GRAPH_FAILURES as exc:
         return _degraded(svc, "graph_unavailable", "miss" if svc.cache else "off", exc)
     try:
-        result = svc.chain.ask(prompt_for(question, facts), svc.models)
+        result = svc.chain.ask(prompt_for(question, facts), models or svc.models)
     except (AllModelsFailed, HttpStatusError) as exc:
         # HttpStatusError: a model rejected the prompt (400/413/422), not worth another model.
         return _degraded(svc, "llm_unavailable", cache, exc)

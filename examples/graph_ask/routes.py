@@ -8,6 +8,7 @@ probe (kept out of the latency SLO) and ``graph_ask`` for anything else (404/405
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -17,8 +18,9 @@ from flask.typing import ResponseReturnValue
 from examples.graph_ask.answer import Unavailable, answer_question
 from examples.graph_ask.errors import BadInput
 from examples.graph_ask.inputs import parse_insight, parse_question
+from examples.graph_ask.rollout import models_for, record_latency
 from examples.graph_ask.service import service
-from shared.obs import current_trace, json_error, observed
+from shared.obs import COHORT_HEADER, current_trace, json_error, observed
 from shared.resilience.admission import Ticket
 from shared.resilience.errors import AdmissionRejected
 
@@ -72,16 +74,25 @@ def ask(request: flask.Request) -> ResponseReturnValue:
             retry_after = round(exc.retry_after, 3)
             limited = {"error": "rate_limited", "plan": question.plan, "retry_after_s": retry_after}
             return limited, 429, {"Retry-After": retry_after_header(exc.retry_after), **_NO_STORE}
+    # The cohort is decided after admission: a refused request served no version.
+    started = time.perf_counter()
+    assignment = svc.rollout.assign(question.user) if svc.rollout is not None else None
+    tags = {COHORT_HEADER: assignment.cohort} if assignment is not None else {}
+    models = models_for(assignment, svc.settings)
     try:
-        answer = answer_question(question.question, svc)
+        answer = answer_question(question.question, svc, models)
     except Unavailable as exc:
+        if assignment is not None:
+            record_latency(assignment, time.perf_counter() - started, ok=False)
         body, status = json_error(
             503, exc.reason, "no answer could be composed", retry_after_s=exc.retry_after
         )
-        headers = dict(_NO_STORE)
+        headers = {**_NO_STORE, **tags}
         if exc.retry_after is not None:
             headers["Retry-After"] = retry_after_header(exc.retry_after)
         return body, status, headers
+    if assignment is not None:
+        record_latency(assignment, time.perf_counter() - started, ok=True)
     trace = current_trace()
     payload: dict[str, object] = {
         "answer": answer.text,
@@ -95,7 +106,10 @@ def ask(request: flask.Request) -> ResponseReturnValue:
     }
     if answer.degraded_reason is not None:
         payload["degraded_reason"] = answer.degraded_reason
-    return payload, 200, dict(_NO_STORE)
+    if assignment is not None:
+        payload["cohort"] = assignment.cohort
+        payload["version"] = models[0]  # the cohort's version (``model``: who answered)
+    return payload, 200, {**_NO_STORE, **tags}
 
 
 def deliver(request: flask.Request) -> ResponseReturnValue:

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 
 from examples.graph_ask.graph import GraphClient
 from examples.graph_ask.insights import InsightSink
+from examples.graph_ask.rollout import follower_for
 from examples.graph_ask.settings import GraphAskSettings, settings
+from shared.canary.assignment import RolloutFollower
 from shared.resilience.admission import PriorityAdmission
 from shared.resilience.cache import TTLCache
 from shared.resilience.circuit import Circuit, breaker
@@ -34,6 +36,7 @@ class Service:
     graph_breaker: Circuit
     chain: FallbackChain
     sink: InsightSink
+    rollout: RolloutFollower | None = None
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -65,8 +68,18 @@ class Service:
             "admission": admission,
             "insights": asdict(self.sink.counts()),
             "metrics": METRICS.snapshot(),
+            "rollout": self._rollout_view(),
             "config": self.settings.public(),
         }
+
+    def _rollout_view(self) -> dict[str, object] | None:
+        if self.rollout is None:
+            return None
+        seen = self.rollout.last()
+        if seen is None:
+            return {"name": self.rollout.name, "known": False}
+        return {"name": seen.name, "known": True, "status": seen.status, "stable": seen.stable,
+                "candidate": seen.serving, "percent": seen.percent}  # fmt: skip
 
 
 def build_service(s: GraphAskSettings) -> Service:
@@ -92,6 +105,7 @@ def build_service(s: GraphAskSettings) -> Service:
             timeout_s=s.insights_timeout_s,
             budget_s=s.insights_budget_s,
         ),
+        rollout=follower_for(s),
     )
 
 

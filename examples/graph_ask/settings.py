@@ -24,6 +24,10 @@ Durations are seconds. A bad value fails the first request with
 ``GRAPH_ASK_INSIGHTS_BUDGET_S``  total seconds a delivery may take with its retries (6.0)
 ``GRAPH_ASK_DISABLE``            comma list of ``cache``, ``fallback``, ``admission`` to switch
                                  off: a deliberately broken service for playbook tests
+``GRAPH_ASK_ROLLOUT``            the rollout (``rollout/<name>`` in Firestore) of the primary
+                                 model to follow (none)
+``GRAPH_ASK_ROLLOUT_REFRESH_S``  seconds a read rollout document is used before re-reading (2)
+``GRAPH_ASK_ROLLOUT_TIMEOUT_S``  bound of one rollout read or heartbeat write (0.5)
 ===============================  ==============================================================
 """
 
@@ -47,6 +51,7 @@ LOCAL_INSIGHTS_SINK_URL: Final = "http://127.0.0.1:8082/chaos_proxy/insights/del
 DEFAULT_MODELS: Final = ("primary-llm", "fallback-llm")
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+_ROLLOUT_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,9 @@ class GraphAskSettings:
     insights_timeout_s: float
     insights_budget_s: float
     disabled: frozenset[Feature]
+    rollout: str | None = None
+    rollout_refresh_s: float = 2.0
+    rollout_timeout_s: float = 0.5
 
     def enabled(self, feature: Feature) -> bool:
         return feature not in self.disabled
@@ -96,6 +104,7 @@ class GraphAskSettings:
             "insights_url": self.insights_url,
             "insights_attempts": self.insights_attempts,
             "disabled": sorted(self.disabled),
+            "rollout": self.rollout,
         }
 
 
@@ -113,6 +122,13 @@ def parse_models(value: str) -> tuple[str, str]:
     if len(names) != 2 or names[0] == names[1] or not all(_MODEL_NAME.match(n) for n in names):
         raise ValueError(f"got {len(names)} name(s)")
     return names[0], names[1]
+
+
+def parse_rollout_name(value: str) -> str:
+    """A rollout name (as ``shared.canary`` names documents)."""
+    if not _ROLLOUT_NAME.match(value):
+        raise ValueError("1-63 lowercase letters, digits, '.', '_' or '-'")
+    return value
 
 
 def parse_disabled(value: str) -> frozenset[Feature]:
@@ -169,6 +185,14 @@ def load_settings(env: Env) -> GraphAskSettings:
             parse_disabled,
             allowed="a comma list of " + ", ".join(FEATURES),
         ),
+        rollout=env.parse(
+            "GRAPH_ASK_ROLLOUT",
+            None,
+            parse_rollout_name,
+            allowed="a rollout name like graph-ask-model",
+        ),
+        rollout_refresh_s=env.number("GRAPH_ASK_ROLLOUT_REFRESH_S", 2.0, low=0.1, high=300.0),
+        rollout_timeout_s=env.number("GRAPH_ASK_ROLLOUT_TIMEOUT_S", 0.5, low=0.05, high=10.0),
     )
     env.check()
     return settings

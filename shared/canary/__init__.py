@@ -1,57 +1,60 @@
-"""Canary health gate with automatic rollback.
+"""Rollouts of models and policies with a statistical health gate, automatic rollback and
+recovery.
 
-:func:`evaluate` is the pure gate (advance / hold / rollback with reasons);
-:class:`CanaryController` applies it to a :class:`RolloutTarget`: the Firestore document
-``rollout/<name>`` (:class:`FirestoreRollout`) or a dry run printing ``gcloud`` traffic-split
-commands (:class:`GcloudTrafficPlan`).
+``rollout/<name>`` in Firestore (:class:`Rollout`, :class:`RolloutStore`) says which share of
+users (:func:`cohort_of`) gets the candidate version; the serving instances follow it
+(:class:`RolloutFollower`). Each ``slo_monitor`` run judges every active rollout
+(:class:`RolloutStep`): candidate versus stable (:mod:`shared.canary.compare`), the attached
+SLOs' page-level burns and the breakers' heartbeats decide advance, hold or rollback, then
+recovery (:func:`decide`); every transition is recorded and alerted.
 """
 
 from __future__ import annotations
 
-from shared.canary.controller import CanaryController, CanaryDecided, DecisionJournal, StepResult
+from shared.canary.assignment import Assignment, RolloutFollower
+from shared.canary.cohort import COHORTS, Cohort, bucket_of, cohort_of
+from shared.canary.compare import CohortSample, ComparisonPolicy, MetricVerdict
 from shared.canary.errors import (
     CanaryConfigError,
     CanaryError,
     RolloutConflict,
-    RolloutHalted,
-    TargetUnavailable,
+    RolloutNotFound,
+    StoreUnavailable,
 )
-from shared.canary.firestore import FirestoreRollout
-from shared.canary.gate import (
-    DEFAULT_STAGES,
-    Decision,
-    Observation,
-    Thresholds,
-    Verdict,
-    check_stages,
-    evaluate,
-    next_stage,
-)
-from shared.canary.observations import observe_local
-from shared.canary.targets import GcloudTrafficPlan, MemoryRollout, RolloutState, RolloutTarget
+from shared.canary.gate import Comparison, Decision, Signals, SloSignal, Verdict, decide
+from shared.canary.policy import DEFAULT_STAGES, RolloutPolicy, load_policy
+from shared.canary.rollout import Rollout, Stage, Status
+from shared.canary.step import RolloutStep, rollout_step
+from shared.canary.store import RolloutStore
 
 __all__ = [
+    "COHORTS",
     "DEFAULT_STAGES",
+    "Assignment",
     "CanaryConfigError",
-    "CanaryController",
-    "CanaryDecided",
     "CanaryError",
+    "Cohort",
+    "CohortSample",
+    "Comparison",
+    "ComparisonPolicy",
     "Decision",
-    "DecisionJournal",
-    "FirestoreRollout",
-    "GcloudTrafficPlan",
-    "MemoryRollout",
-    "Observation",
+    "MetricVerdict",
+    "Rollout",
     "RolloutConflict",
-    "RolloutHalted",
-    "RolloutState",
-    "RolloutTarget",
-    "StepResult",
-    "TargetUnavailable",
-    "Thresholds",
+    "RolloutFollower",
+    "RolloutNotFound",
+    "RolloutPolicy",
+    "RolloutStep",
+    "RolloutStore",
+    "Signals",
+    "SloSignal",
+    "Stage",
+    "Status",
+    "StoreUnavailable",
     "Verdict",
-    "check_stages",
-    "evaluate",
-    "next_stage",
-    "observe_local",
+    "bucket_of",
+    "cohort_of",
+    "decide",
+    "load_policy",
+    "rollout_step",
 ]

@@ -8,21 +8,24 @@ class CanaryError(Exception):
 
 
 class CanaryConfigError(CanaryError):
-    """Invalid stages, thresholds or observations; the message says what is allowed."""
+    """An invalid policy, rollout or sample; the message says what is allowed."""
 
 
-class RolloutHalted(CanaryError):
-    """The rollout was halted (rolled back); it does not advance until a new version starts."""
+class RolloutNotFound(CanaryError):
+    """No document ``rollout/<name>``."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.reason = reason
-        super().__init__(f"rollout {name!r} is halted: {reason}")
+        super().__init__(f"rollout {name!r} does not exist: start it first")
 
 
 class RolloutConflict(CanaryError):
-    """The rollout moved under us (another controller or a retry applied a different change)."""
+    """The rollout moved under us (another run applied a decision first); nothing changed."""
 
 
-class TargetUnavailable(CanaryError):
-    """The rollout's store (Firestore) failed; nothing is known to have changed."""
+class StoreUnavailable(CanaryError):
+    """The rollout store (Firestore) failed or timed out; nothing is known to have changed."""
+
+
+class SourceUnavailable(CanaryError):
+    """The cohorts' request data (SQLite locally, Cloud Monitoring deployed) could not be read."""

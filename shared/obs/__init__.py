@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.obs.percentiles import LatencySummary, LatencyWindow, percentile, summarize
     from shared.obs.pii import mask, mask_value
     from shared.obs.requests import (
+        COHORT_HEADER,
         INJECTED_HEADER,
         RequestRecord,
         RequestSink,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from shared.obs.trace import TraceContext, current_trace, use_trace
 
 __all__ = [
+    "COHORT_HEADER",
     "INJECTED_HEADER",
     "BatchWriter",
     "BatchingSink",
@@ -89,6 +91,7 @@ __getattr__, __dir__ = lazy_exports(
         "summarize": "percentiles",
         "mask": "pii",
         "mask_value": "pii",
+        "COHORT_HEADER": "requests",
         "INJECTED_HEADER": "requests",
         "RequestRecord": "requests",
         "RequestSink": "requests",

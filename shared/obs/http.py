@@ -25,7 +25,13 @@ from werkzeug.exceptions import HTTPException
 from shared.obs.instance import instance, request_settings
 from shared.obs.logging import JSON_FIELDS, use_function
 from shared.obs.pii import mask
-from shared.obs.requests import INJECTED_HEADER, RequestRecord, publish_request, request_sinks
+from shared.obs.requests import (
+    COHORT_HEADER,
+    INJECTED_HEADER,
+    RequestRecord,
+    publish_request,
+    request_sinks,
+)
 from shared.obs.trace import TraceContext, current_trace, use_trace
 
 Handler: TypeAlias = Callable[[flask.Request], ResponseReturnValue]
@@ -174,6 +180,7 @@ def observed(function: str) -> Callable[[Handler], Handler]:
                 if state.sampler.should_log(status, latency_s * 1000.0, sampling):
                     _log_request(function, request, response, latency_s, injected)
                 if request_sinks():  # publish_request() to no sinks is a no-op: skip the record
+                    cohorts = response.headers.getlist(COHORT_HEADER)
                     publish_request(
                         RequestRecord(
                             function=function,
@@ -184,6 +191,7 @@ def observed(function: str) -> Callable[[Handler], Handler]:
                             trace_id=trace.trace_id,
                             injected=injected,
                             at=arrived,
+                            cohort=cohorts[0] if cohorts else "",
                         )
                     )
             return response

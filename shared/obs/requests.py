@@ -16,6 +16,9 @@ from typing import Protocol
 
 INJECTED_HEADER = "X-Chaos-Injected"
 """Response header whose value ``"true"`` marks a deliberately injected failure."""
+COHORT_HEADER = "X-Rollout-Cohort"
+"""Response header naming the rollout cohort (``stable``/``candidate``) that served the request;
+kept in the record so a rollout's gate can compare the cohorts."""
 
 logger = logging.getLogger("shared.obs.requests")
 
@@ -32,6 +35,7 @@ class RequestRecord:
     trace_id: str
     injected: bool
     at: float
+    cohort: str = ""
 
     @property
     def ok(self) -> bool:

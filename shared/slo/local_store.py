@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS requests (
     latency_ms REAL NOT NULL,
     trace_id TEXT,
     injected INTEGER NOT NULL DEFAULT 0,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    cohort TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS requests_function_at ON requests (function, at);
 CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
@@ -71,6 +72,14 @@ class Counts:
     total: int
     bad: int
     injected_bad: int
+
+
+@dataclass(frozen=True, slots=True)
+class CohortRequests:
+    """One rollout cohort's requests in a window: every latency (ms) and the failed count."""
+
+    latencies_ms: tuple[float, ...]
+    bad: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,7 @@ class LocalStore:
             with self._schema_lock:
                 if not self._schema_ready:
                     conn.executescript(_SCHEMA)
+                    _add_cohort_column(conn)
                     self._schema_ready = True
             self._local.conn = conn
         return conn
@@ -128,9 +138,10 @@ class LocalStore:
         self.append_many([record])
 
     def append_many(self, records: Iterable[RequestRecordLike]) -> None:
+        """Store records in one transaction; a record without a ``cohort`` served no rollout."""
         rows = [
             (r.function, r.method, r.path, int(r.status), float(r.latency_ms), r.trace_id,
-             int(bool(r.injected)), float(r.at))
+             int(bool(r.injected)), float(r.at), str(getattr(r, "cohort", "") or ""))
             for r in records
         ]  # fmt: skip
         conn = self._connection()
@@ -138,7 +149,7 @@ class LocalStore:
         try:
             conn.executemany(
                 "INSERT INTO requests (function, method, path, status, latency_ms, trace_id,"
-                " injected, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " injected, at, cohort) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         except BaseException:
@@ -193,12 +204,45 @@ class LocalStore:
         )
         return [float(r[0]) for r in rows]
 
+    def cohort_requests(
+        self,
+        functions: Sequence[str],
+        cohort: str,
+        start: float,
+        end: float,
+        *,
+        error_status_min: int = 500,
+    ) -> CohortRequests:
+        """Latencies and failures of the requests of ``functions`` a rollout ``cohort`` served."""
+        where, params = _where(functions, start, end)
+        rows = self._connection().execute(
+            f"SELECT latency_ms, status >= ? FROM requests WHERE {where} AND cohort = ?",
+            (error_status_min, *params, cohort),
+        )
+        latencies: list[float] = []
+        bad = 0
+        for latency, failed in rows:
+            latencies.append(float(latency))
+            bad += int(failed)
+        return CohortRequests(tuple(latencies), bad)
+
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _add_cohort_column(conn: sqlite3.Connection) -> None:
+    """Files written before records carried a cohort get the column (empty: no rollout)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    if "cohort" not in columns:
+        try:
+            conn.execute("ALTER TABLE requests ADD COLUMN cohort TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def _where(functions: Sequence[str], start: float, end: float) -> tuple[str, tuple[object, ...]]:

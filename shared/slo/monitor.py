@@ -13,9 +13,10 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from shared.gcp import firestore as fs
 from shared.resilience.clock import SYSTEM_CLOCK, Clock
@@ -27,9 +28,10 @@ from shared.slo.recording import FirestoreRecorder, Recorded, needs_recording
 from shared.slo.records import Outcome, RunSummary
 from shared.slo.window import Window, aligned_end
 
-__all__ = ["Delivery", "Monitor", "RunReport", "outcome_of"]
+__all__ = ["Delivery", "Monitor", "RunReport", "RunStep", "outcome_of"]
 
 T = TypeVar("T")
+logger = logging.getLogger("shared.slo.monitor")
 
 OUTCOMES: Final[tuple[Outcome, ...]] = ("ok", "violation", "no_data", "error")
 
@@ -39,6 +41,20 @@ def outcome_of(result: SloResult) -> Outcome:
     if result.status == "error":
         return "error"
     return "violation" if result.breached else result.status
+
+
+class RunStep(Protocol):
+    """Work that rides on each run after the SLOs are judged (e.g. the rollout gate).
+
+    Called with this run's results and the run's instant (epoch seconds, not aligned); answers
+    a JSON-ready summary kept under the run summary's ``steps.<name>``. A step bounds its own
+    I/O; an exception it raises is reported in the summary and never fails the run.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, results: tuple[SloResult, ...], now: float) -> Mapping[str, object]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +81,7 @@ class RunReport:
     recorded: Mapping[str, Recorded] = field(default_factory=dict)
     delivery: Delivery = field(default_factory=lambda: Delivery(configured=False))
     duration_ms: float = 0.0
+    steps: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def blind(self) -> tuple[SloResult, ...]:
@@ -111,6 +128,7 @@ class RunReport:
                 "errors": list(self.delivery.errors),
             },
             "results": [r.to_json() for r in self.results],
+            "steps": dict(self.steps),
             "duration_ms": round(self.duration_ms, 1),
         }
 
@@ -139,6 +157,7 @@ class Monitor:
         max_workers: int = 8,
         delivery_budget_s: float = 60.0,
         run_budget_s: float = 90.0,
+        steps: Sequence[RunStep] = (),
     ) -> None:
         self.config = config
         self._backend_for = backend_for
@@ -149,6 +168,7 @@ class Monitor:
         self._workers = max_workers
         self._delivery_budget = delivery_budget_s
         self._run_budget = run_budget_s
+        self.steps = tuple(steps)
 
     def run(self, now: float | None = None) -> RunReport:
         """One run for the window ending at the last boundary before ``now`` (epoch seconds)."""
@@ -163,8 +183,9 @@ class Monitor:
         )
         recorded = self._record(results, run_id, deadline)
         delivery = self._deliver(run_id, deadline)
+        steps = self._run_steps(results, now, deadline)
         report = RunReport(run_id, window, results, recorded, delivery,
-                           (time.perf_counter() - started) * 1000)  # fmt: skip
+                           (time.perf_counter() - started) * 1000, steps)  # fmt: skip
         summary = report.to_json()
         write = functools.partial(self.recorder.write_summary, run_id, summary)
         self._store("write run summary", write, deadline)
@@ -226,6 +247,22 @@ class Monitor:
             mark_sent = functools.partial(self.recorder.mark_sent, alert)
             self._store("mark alert sent", mark_sent, deadline)
         return Delivery(True, tuple(sent), tuple(failed), tuple(deferred), tuple(errors))
+
+    def _run_steps(
+        self, results: tuple[SloResult, ...], now: float, deadline: float
+    ) -> dict[str, object]:
+        """Each step's summary, or its error (a failing step never hides the SLO run)."""
+        out: dict[str, object] = {}
+        for step in self.steps:
+            if self._clock.monotonic() >= deadline:
+                out[step.name] = {"error": f"run budget of {self._run_budget:g} s spent"}
+                continue
+            try:
+                out[step.name] = dict(step(results, now))
+            except Exception as exc:  # reported in the summary; the SLO run stands
+                logger.exception("slo_monitor step %s failed", step.name)
+                out[step.name] = {"error": f"{type(exc).__name__}: {exc}"}
+        return out
 
     def _store(self, step: str, fn: Callable[[], T], deadline: float) -> T:
         """``fn()``, a Firestore step; raises RecordError if it fails or starts too late."""

@@ -131,4 +131,5 @@ class RunSummary(TypedDict):
     errors: dict[str, list[str]]
     alerts: AlertsSummary
     results: list[dict[str, object]]
+    steps: dict[str, object]
     duration_ms: float

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.resilience.clock import SYSTEM_CLOCK, Clock
@@ -18,7 +20,8 @@ from shared.settings import SettingsError
 from shared.slo.errors import ConfigInvalid, RecordError, SloError, SourceError
 
 if TYPE_CHECKING:
-    from shared.slo.monitor import Monitor
+    from shared.slo.alerting import SlackWebhook
+    from shared.slo.monitor import Monitor, RunStep
     from shared.slo.settings import Settings
 
 # The monitor, its backends and settings are imported by the first request that runs the monitor
@@ -32,8 +35,36 @@ _config_error: ConfigInvalid | None = None
 _clock: Clock = SYSTEM_CLOCK
 
 
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """What a run step may share with the monitor it rides on."""
+
+    settings: Settings
+    firestore_client: Any
+    notifier: SlackWebhook | None
+    clock: Clock
+    link: str | None
+
+
+#: Builds a run step for a monitor (None: the step is off); registered by the function module.
+StepFactory = Callable[[StepContext], "RunStep | None"]
+_step_factories: tuple[StepFactory, ...] = ()
+
+
+def use_steps(*factories: StepFactory) -> None:
+    """Steps the next Monitor built runs after each SLO run (the function module registers the
+    rollout gate here, so this package never imports the packages above it)."""
+    global _step_factories
+    with _lock:
+        _step_factories = tuple(factories)
+
+
 def build_monitor(
-    settings: Settings, *, firestore_client: Any = None, clock: Clock = SYSTEM_CLOCK
+    settings: Settings,
+    *,
+    firestore_client: Any = None,
+    clock: Clock = SYSTEM_CLOCK,
+    steps: Sequence[StepFactory] | None = None,
 ) -> Monitor:
     """A Monitor wired from ``settings``: SLO file, sources, Firestore, Slack (if configured)."""
     from shared.slo.alerting import SlackWebhook
@@ -74,8 +105,12 @@ def build_monitor(
     )
     url = webhook_url_source(settings.slack_webhook_url, settings.slack_webhook_secret)
     notifier = SlackWebhook(url, timeout_s=settings.slack_timeout_s, clock=clock) if url else None
+    context = StepContext(settings, firestore_client, notifier, clock, settings.alert_link_url)
+    factories = _step_factories if steps is None else tuple(steps)
+    built = [step for factory in factories if (step := factory(context)) is not None]
     return Monitor(config, backend_for, recorder, notifier, clock=clock,
-                   link=settings.alert_link_url, run_budget_s=settings.run_budget_s)  # fmt: skip
+                   link=settings.alert_link_url, run_budget_s=settings.run_budget_s,
+                   steps=built)  # fmt: skip
 
 
 def current_monitor() -> Monitor:

@@ -141,6 +141,13 @@ class CloudMonitoringBackend:
             value=None if value is None else value * to_ms,
         )
 
+    def histogram(self, filter_: str, window: Window) -> Histogram | None:
+        """The distribution metric ``filter_`` selects, summed over ``window`` (None: no points).
+
+        For callers outside the SLIs (the rollout gate compares cohorts with it).
+        """
+        return _merged_histogram(self._series(filter_, window))
+
     def _series(self, filter_: str, window: Window) -> list[Any]:
         from google.api_core import exceptions as gexc
         from google.cloud import monitoring_v3
