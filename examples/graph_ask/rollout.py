@@ -11,7 +11,8 @@ The cohort is tagged on the answer (``cohort``, ``version``), on the response he
 ``X-Rollout-Cohort`` (which ``shared.obs`` keeps in the request record, so the local store can
 compare the cohorts) and on the OpenTelemetry histogram ``rollout/latency`` (ms; attributes
 ``rollout``, ``cohort``, ``outcome``), which Cloud Monitoring holds in production. The
-heartbeat reports every breaker of this process.
+heartbeat reports the breakers of what graph_ask depends on now: the graph and the models of
+its chains (stable, the candidate while it serves, the fallback).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.canary.assignment import Assignment, RolloutFollower
+from shared.canary.rollout import Rollout
 from shared.canary.sources import METRIC_NAME
 from shared.canary.store import RolloutStore
 from shared.resilience.circuit import breakers
+from shared.resilience.fallback import breaker_name
 
 if TYPE_CHECKING:
     from examples.graph_ask.settings import GraphAskSettings
@@ -35,9 +38,17 @@ _histogram: Any = None
 _histogram_lock = threading.Lock()
 
 
-def breaker_states() -> dict[str, str]:
-    """Every breaker of this process by name (``graph``, ``llm:<model>``) and its state."""
-    return {name: circuit.state for name, circuit in breakers().items()}
+def breaker_states(s: GraphAskSettings, rollout: Rollout | None) -> dict[str, str]:
+    """The states of the breakers of the dependencies in use under ``rollout``."""
+    from examples.graph_ask.service import GRAPH_BREAKER  # service builds this module's follower
+
+    models = {s.primary_model} if rollout is None else {rollout.stable}
+    if rollout is not None and rollout.serving is not None:
+        models.add(rollout.serving)
+    if s.enabled("fallback"):
+        models.add(s.fallback_model)
+    wanted = {GRAPH_BREAKER, *(breaker_name(m) for m in models)}
+    return {name: c.state for name, c in breakers().items() if name in wanted}
 
 
 def follower_for(s: GraphAskSettings) -> RolloutFollower | None:
@@ -50,7 +61,7 @@ def follower_for(s: GraphAskSettings) -> RolloutFollower | None:
         store,
         refresh_s=s.rollout_refresh_s,
         timeout_s=s.rollout_timeout_s,
-        breaker_states=breaker_states,
+        breaker_states=lambda rollout: breaker_states(s, rollout),
     )
 
 

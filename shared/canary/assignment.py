@@ -9,7 +9,9 @@ user gets stable: a rollout store outage must never widen a rollout.
 At each refresh it also reports this instance's breakers to
 ``rollout/<name>/heartbeats/<instance>`` (``state`` and since when they are not closed) when
 they changed or every ``beat_every_s`` seconds, which is how the monitor learns that a
-dependency's breaker has stayed open.
+dependency's breaker has stayed open. ``breaker_states`` gets the rollout as just read, so the
+service reports the breakers of what it depends on now (a rolled-back candidate's breaker is no
+longer one: nothing calls it, and it would never close).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class RolloutFollower:
         refresh_s: float = 2.0,
         timeout_s: float = 0.5,
         beat_every_s: float = 30.0,
-        breaker_states: Callable[[], Mapping[str, str]] | None = None,
+        breaker_states: Callable[[Rollout | None], Mapping[str, str]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         instance: str | None = None,
     ) -> None:
@@ -110,7 +112,7 @@ class RolloutFollower:
             return
         now = self._clock.time()
         report: dict[str, dict[str, object]] = {}
-        for breaker, state in self._breaker_states().items():
+        for breaker, state in self._breaker_states(self._rollout).items():
             if state == "closed":
                 self._open_since.pop(breaker, None)
             else:

@@ -124,7 +124,7 @@ def _running(
         return Decision("hold", percent, percent, "gate", reasons, evidence)
     age = now - rollout.stage_started_at
     if age < policy.stage_min_s:
-        reason = f"healthy, but the {percent}% stage is {age:.0f} s old of {policy.stage_min_s:g} s"
+        reason = f"healthy, but the {percent}% stage is {age:.1f} s old of {policy.stage_min_s:g} s"
         return Decision("hold", percent, percent, "gate", (reason,), evidence)
     healthy = tuple(v.reason for v in verdicts)
     following = policy.next_stage(percent)
