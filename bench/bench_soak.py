@@ -6,11 +6,13 @@ keep-alive connections keep every request thread busy. The floor is a bare funct
 same uniform ``d..2d`` (``bench/hello``'s ``sleep``) on the same server, without the store; the
 gap between the two p99s is what ``@observed``, chaos_delay's work and the store add at the
 thread limit. chaos_delay gets ``REQUEST_SINK=shared.slo.local_store:batch_writer_from_env`` and
-its own ``LOCAL_METRICS_DB``, as in ``make run``; after the soak every answered request must be in
-the store (records are written off the request thread, in batches).
+its own ``LOCAL_METRICS_DB``, as in ``make run``, while a neighbour writes the same file (the rest
+of the stack's functions, 200 single-record transactions a second); after the soak every
+answered request must be in the store (records are written off the request thread, in batches).
 
-Targets: 0 errors; every answered request stored; p99 <= 1.5x the floor's p99 (a per-request
-SQLite write on the request thread lifted it from 110 ms to 187 ms, max 1.4 s). Load: ``wrk``
+Targets: 0 errors; every answered request stored; p99 <= 1.2x the floor's p99 (a per-request
+SQLite write on the request thread lifted it from 110 ms to 187 ms, max 1.4 s, in the local
+stack; here, with the neighbour writing, from 105 to 131 ms, max 256 ms). Load: ``wrk``
 pinned apart from the server when installed (``make bench`` installs it), else Python client
 threads. ``SOAK_SECONDS`` / ``SOAK_FLOOR_SECONDS`` shorten the runs (defaults 60 and 20).
 Run: ``python -m bench.bench_soak``.
@@ -23,7 +25,9 @@ import re
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,15 +44,20 @@ from bench.bench_chaos import (
     wrk_duration_ms,
 )
 from scripts import procs
+from shared.obs.requests import RequestRecord
 from shared.settings import Env
+from shared.slo.local_store import LocalStore
 
 HOST = procs.HOST
 CONCURRENCY = 64
 DELAY_MS = 50
-TARGET_P99_RATIO = 1.5
+TARGET_P99_RATIO = 1.2
 SINK = "shared.slo.local_store:batch_writer_from_env"
 #: How long the store may take to hold every record once the load stops (seconds).
 STORE_SETTLE_S = 10.0
+#: The rest of the local stack writing the same file meanwhile: single-record transactions per
+#: second, as the other functions (chaos_proxy, graph_ask, slo_monitor) append theirs.
+NEIGHBOUR_WRITES_PER_S = 200
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,33 @@ def settled_count(db: Path, function: str) -> int:
     return count
 
 
+@contextlib.contextmanager
+def neighbours_writing(db: Path, per_s: float) -> Iterator[None]:
+    """Another writer on ``db`` for the block: one record per transaction, ``per_s`` a second."""
+    stop = threading.Event()
+
+    def write() -> None:
+        store = LocalStore(db)
+        i = 0
+        try:
+            while not stop.wait(1.0 / per_s):
+                i += 1
+                at = time.time()
+                store.append(
+                    RequestRecord("neighbour", "GET", "/", 200, 1.0, f"{i:032x}", False, at)
+                )
+        finally:
+            store.close()
+
+    thread = threading.Thread(target=write, name="neighbour-writer", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 def describe(run: Soak) -> str:
     return (
         f"{run.rps:5.0f} req/s  p50 {run.p50_ms:5.1f}  p99 {run.p99_ms:5.1f}  "
@@ -157,7 +193,8 @@ def bench_soak(group: procs.ProcessGroup, report: Report, state: Path) -> None:
     ) as port:
         soak(load, port, path, 2.0)
         before = settled_count(db, "chaos_delay")
-        run = soak(load, port, path, seconds)
+        with neighbours_writing(db, NEIGHBOUR_WRITES_PER_S):
+            run = soak(load, port, path, seconds)
         stored = settled_count(db, "chaos_delay") - before
     report.add(
         f"chaos_delay, {seconds:g} s, SQLite store", describe(run), "0 errors", run.errors == 0
