@@ -37,6 +37,9 @@ from shared.obs.trace import TraceContext, current_trace, use_trace
 Handler: TypeAlias = Callable[[flask.Request], ResponseReturnValue]
 
 TRACE_ID_HEADER = "X-Trace-Id"
+# The WSGI environ keys of the trace headers (PEP 3333: HTTP_, upper case, '-' as '_').
+_TRACEPARENT_KEY = "HTTP_TRACEPARENT"
+_CLOUD_TRACE_KEY = "HTTP_X_CLOUD_TRACE_CONTEXT"
 
 logger = logging.getLogger("shared.obs.http")
 request_logger = logging.getLogger("shared.obs.request")
@@ -164,7 +167,12 @@ def observed(function: str) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         def wrapper(request: flask.Request) -> flask.Response:
             state = instance(function)
-            trace = TraceContext.from_headers(request.headers, case_insensitive=True)
+            # From the WSGI environ (PEP 3333 names): request.headers.get of a missing header
+            # raises and catches a KeyError, twice per request, ~3% of chaos_delay's cost.
+            environ = request.environ
+            trace = TraceContext.from_header_values(
+                environ.get(_TRACEPARENT_KEY), environ.get(_CLOUD_TRACE_KEY)
+            )
             arrived = time.time()
             started = time.perf_counter()
             with use_trace(trace), use_function(function):

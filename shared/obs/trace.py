@@ -84,9 +84,19 @@ class TraceContext:
         ``case_insensitive=True`` says that ``headers.get`` already ignores case (werkzeug's
         ``Headers`` and ``EnvironHeaders`` do), so a missing header needs no scan of all items.
         """
-        parsed = _parse_traceparent(_header(headers, TRACEPARENT, case_insensitive))
+        return cls.from_header_values(
+            _header(headers, TRACEPARENT, case_insensitive),
+            _header(headers, CLOUD_TRACE_HEADER, case_insensitive),
+        )
+
+    @classmethod
+    def from_header_values(cls, traceparent: object, cloud_trace: object) -> TraceContext:
+        """The context of the two headers' values, ``traceparent`` first (None: absent), or a
+        fresh one; never raises. For callers that have the values already, such as a WSGI
+        environ's ``HTTP_TRACEPARENT`` and ``HTTP_X_CLOUD_TRACE_CONTEXT``."""
+        parsed = _parse_traceparent(traceparent if isinstance(traceparent, str) else None)
         if parsed is None:
-            parsed = _parse_cloud_trace(_header(headers, CLOUD_TRACE_HEADER, case_insensitive))
+            parsed = _parse_cloud_trace(cloud_trace if isinstance(cloud_trace, str) else None)
         return parsed if parsed is not None else cls.new()
 
     def child(self) -> TraceContext:

@@ -219,3 +219,28 @@ def test_fresh_ids_come_from_one_draw_and_differ() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", ctx.trace_id)
     assert re.fullmatch(r"[0-9a-f]{16}", ctx.span_id)
     assert not ctx.sampled
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        {"traceparent": "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-00"},
+        {"X-Cloud-Trace-Context": "4bf92f3577b34da6a3ce929d0e0e4736/123;o=1"},
+        {"traceparent": "garbage", "X-Cloud-Trace-Context": "4bf92f3577b34da6a3ce929d0e0e4736/9"},
+    ],
+)
+def test_header_values_parse_like_the_headers(headers: dict[str, str]) -> None:
+    from_values = TraceContext.from_header_values(
+        headers.get("traceparent"), headers.get("X-Cloud-Trace-Context")
+    )
+    assert from_values == TraceContext.from_headers(headers)
+
+
+@pytest.mark.parametrize("values", [(None, None), ("garbage", None), (b"00-ab", 7)])
+def test_absent_or_unusable_header_values_give_a_fresh_context(
+    values: tuple[object, object],
+) -> None:
+    first, second = (TraceContext.from_header_values(*values) for _ in range(2))
+    assert first.trace_id != second.trace_id
+    assert not first.sampled
