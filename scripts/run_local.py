@@ -3,7 +3,7 @@
 =====  ===========================================================================
 port   process
 =====  ===========================================================================
-8081   chaos_delay   (functions-framework, CHAOS_ENABLED=true, CHAOS_AUTH=none)
+8081   chaos_delay   (functions-framework via shared.chaos.serve, CHAOS_ENABLED=true, CHAOS_AUTH=none)
 8082   chaos_proxy   (functions-framework; upstreams ``demo`` and ``local-llm``)
 8083   slo_monitor   (functions-framework; reads the request metrics SQLite)
 8084   stand-in upstreams (``scripts.local_upstream``: echo, an OpenAI-style LLM, the Neo4j
@@ -80,6 +80,11 @@ GRAPH_ASK_SOURCE = REPO / "examples" / "graph_ask" / "main.py"
 GRAPH_ASK_TARGET = "graph_ask"
 PRIMARY_MODEL = "primary-llm"
 FALLBACK_MODEL = "fallback-llm"
+#: A model to roll out over the primary (through chaos_proxy ``llm-candidate``, so experiments
+#: can make the candidate alone slower or failing); the rollout graph_ask follows.
+CANDIDATE_MODEL = "candidate-llm"
+ROLLOUT_NAME = "graph-ask-model"
+ROLLOUT_CONFIG = "config/canary.yaml"
 #: The admin page: served by Firebase Hosting from public/ (not by the local stack).
 ADMIN_PAGE = "public/index.html (Firebase Hosting: /app/admin/chaos-testing)"
 PLAYBOOKS_DIR = REPO / "playbooks"
@@ -143,10 +148,12 @@ def model_table(ports: Ports) -> dict[str, object]:
     """graph_ask's ``LLM_MODEL_TABLE``: the primary model through chaos_proxy's ``llm``
     upstream (so experiments can take it down), the fallback straight to the stand-in."""
     proxy = f"http://{procs.HOST}:{ports.chaos_proxy}/chaos_proxy/llm/v1"
+    candidate = f"http://{procs.HOST}:{ports.chaos_proxy}/chaos_proxy/llm-candidate/v1"
     direct = f"http://{procs.HOST}:{ports.upstream}/llm/v1"
     return {
         "models": {
             PRIMARY_MODEL: {"provider": "openai", "base_url": proxy, "timeout": 2.0},
+            CANDIDATE_MODEL: {"provider": "openai", "base_url": candidate, "timeout": 2.0},
             FALLBACK_MODEL: {"provider": "openai", "base_url": direct, "timeout": 2.0},
         }
     }
@@ -162,6 +169,7 @@ def stack_env(ports: Ports, state: Path) -> dict[str, str]:
             f"demo={base}",
             f"local-llm={base}/llm",
             f"llm={base}/llm",
+            f"llm-candidate={base}/llm",
             f"neo4j={base}/neo4j",
             f"insights={base}/insights",
         )
@@ -194,17 +202,21 @@ def stack_env(ports: Ports, state: Path) -> dict[str, str]:
             "INSIGHTS_SINK_URL": f"{proxy}/insights/deliveries",
             "LLM_MODEL_TABLE": str(state / "llm-models.json"),
             "GRAPH_ASK_MODELS": f"{PRIMARY_MODEL},{FALLBACK_MODEL}",
+            "GRAPH_ASK_ROLLOUT": ROLLOUT_NAME,
+            "ROLLOUT_CONFIG": str(REPO / ROLLOUT_CONFIG),
         }
     )
     return env
 
 
 def function_argv(name: str, port: int, source: Path | None = None) -> list[str]:
-    """functions-framework serving ``name`` from ``functions/<name>/main.py`` (or ``source``)."""
+    """functions-framework serving ``name`` from ``functions/<name>/main.py`` (or ``source``),
+    through :mod:`shared.chaos.serve`: the same app and gunicorn class, with request-line and
+    header limits and a read timeout, which functions-framework's own CLI cannot set."""
     return [
         sys.executable,
         "-m",
-        "functions_framework",
+        "shared.chaos.serve",
         "--target",
         name,
         "--source",
@@ -352,7 +364,7 @@ class Stack:
             f" status {self.url(p.graph_ask, '/graph_ask/_status')})",
             f"  chaos_delay    {self.url(p.chaos_delay)}",
             f"  chaos_proxy    {self.url(p.chaos_proxy)}  (upstreams demo, local-llm, llm,"
-            " neo4j, insights)",
+            " llm-candidate, neo4j, insights)",
             f"  slo_monitor    {self.url(p.slo_monitor)}",
             f"  upstreams      {self.url(p.upstream)}  (echo, LLM, Neo4j stand-in, insights sink)",
             f"  Firestore      {procs.HOST}:{p.firestore} (project {PROJECT})",
@@ -368,6 +380,10 @@ class Stack:
             f"  curl -X POST '{self.url(p.chaos_proxy, '/chaos_proxy/_experiments')}'"
             f" -H 'Content-Type: application/json' -d '{EXPERIMENT_EXAMPLE}'",
             "  make playbook PLAYBOOK=neo4j-slow     (a Chaos Toolkit run against this stack)",
+            f"  python -m shared.canary start {ROLLOUT_NAME} --service graphAsk"
+            f" --stable {PRIMARY_MODEL} --candidate {CANDIDATE_MODEL}"
+            " --slos graphAsk-latency,graphAsk-errors   (the monitor's gate takes it from there;"
+            " with FIRESTORE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT of this stack)",
             f"  curl '{self.url(p.chaos_delay)}?p=0.2&d=300'",
             f"  curl '{self.url(p.chaos_proxy)}?mode=error'",
             f"  curl '{self.url(p.chaos_proxy, '/chaos_proxy/demo/hello')}'",
