@@ -1,11 +1,14 @@
 """The local stack (``make run``): every function and its peers on 127.0.0.1, fixed ports.
 
+Each function is served as functions-framework serves it, through ``shared.chaos.serve`` (the
+same app and gunicorn class, with request limits and a read timeout).
+
 =====  ===========================================================================
 port   process
 =====  ===========================================================================
-8081   chaos_delay   (functions-framework via shared.chaos.serve, CHAOS_ENABLED=true, CHAOS_AUTH=none)
-8082   chaos_proxy   (functions-framework; upstreams ``demo`` and ``local-llm``)
-8083   slo_monitor   (functions-framework; reads the request metrics SQLite)
+8081   chaos_delay   (CHAOS_ENABLED=true, CHAOS_AUTH=none)
+8082   chaos_proxy   (upstreams ``demo``, ``local-llm``, ``llm``, ``neo4j``, ``insights``)
+8083   slo_monitor   (reads the request metrics SQLite)
 8084   stand-in upstreams (``scripts.local_upstream``: echo, an OpenAI-style LLM, the Neo4j
        stand-in, the insights sink); chaos_proxy forwards ``demo``, ``local-llm``, ``llm``,
        ``neo4j`` and ``insights`` to it
