@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from shared.canary import ComparisonPolicy, RolloutPolicy, RolloutStep, RolloutStore
+from shared.canary import ComparisonPolicy, RolloutPolicy, RolloutStep, RolloutStore, cohort_of
 from shared.canary.sources import LocalCohorts
 from shared.slo.alerting import SlackWebhook
 from shared.slo.backends.local import LocalBackend, LocalQuery
@@ -115,7 +116,7 @@ def test_the_recovery_loop_end_to_end(
         gate = Gate(monitor_for(stack.db, firestore_client, slack))
         _worse_candidate_is_rolled_back_by_the_gate(stack, store, gate, slack)
         _recovery_is_declared_when_the_fault_ends(stack, store, gate, slack)
-        _healthy_candidate_advances_to_100(store, gate, slack)
+        _healthy_candidate_advances_to_100(stack, store, gate, slack)
         _organic_burn_halts_a_running_rollout(stack, store, gate, slack)
         _recovery_is_declared_when_the_fault_ends(stack, store, gate, slack)
         _failing_candidate_is_rolled_back_by_its_breaker(stack, store, gate)
@@ -165,8 +166,19 @@ def _recovery_is_declared_when_the_fault_ends(
     assert _rollout_messages(slack)[-1].startswith(":white_check_mark: Resolved")
 
 
-def _healthy_candidate_advances_to_100(store: RolloutStore, gate: Gate, slack: SlackServer) -> None:
+def _healthy_candidate_advances_to_100(
+    stack: Stack, store: RolloutStore, gate: Gate, slack: SlackServer
+) -> None:
     _start(store, "primary-llm", "candidate-llm")
+    time.sleep(1.0)  # graph_ask re-reads the document every 0.5 s
+    users = [f"probe-{i}" for i in range(200)]
+    picked = {cohort_of(ROLLOUT, u, 10): u for u in users}
+    for cohort, version in (("candidate", "candidate-llm"), ("stable", "primary-llm")):
+        resp = requests.post(f"{stack.graph_ask}/graph_ask", json={"question": "What is Neo4j?"},
+                             headers={"X-User-Id": picked[cohort]}, timeout=10)  # fmt: skip
+        answer = resp.json()
+        assert (answer["cohort"], answer["version"], answer["model"]) == (cohort, version, version)
+        assert resp.headers["X-Rollout-Cohort"] == cohort
     verdicts: list[tuple[str, int]] = []
     for _ in range(8):
         judged = gate.run()

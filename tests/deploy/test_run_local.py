@@ -223,6 +223,11 @@ def test_alert_button_points_at_the_status_page_not_at_fault_injection(tmp_path:
                 "base_url": "http://127.0.0.1:8082/chaos_proxy/llm/v1",
                 "timeout": 2.0,
             },
+            "candidate-llm": {
+                "provider": "openai",
+                "base_url": "http://127.0.0.1:8082/chaos_proxy/llm-candidate/v1",
+                "timeout": 2.0,
+            },
             "fallback-llm": {
                 "provider": "openai",
                 "base_url": "http://127.0.0.1:8084/llm/v1",
