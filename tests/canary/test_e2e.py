@@ -41,7 +41,7 @@ POLICY = RolloutPolicy(
     heartbeat_stale_s=30,
     recovery_windows=2,
     comparison=ComparisonPolicy(
-        min_samples=20, alpha=0.01, latency_tolerance=0.5, error_rate_tolerance=0.05
+        min_samples=20, alpha=0.01, latency_tolerance=1.0, error_rate_tolerance=0.05
     ),
 )
 
