@@ -11,9 +11,9 @@ a run took to give up. A step that still fails ends the run with :class:`RecordE
 from __future__ import annotations
 
 import functools
+import logging
 import time
 import uuid
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeVar
