@@ -86,8 +86,8 @@ class RolloutStep:
         signals = Signals(slos, breakers_open(beats, now))
         comparison = self.compare(rollout, now) if rollout.status == "running" else None
         decision = decide(rollout, signals, comparison, self.policy, now)
-        if decision is None:
-            return {"verdict": None, "status": rollout.status}
+        if decision is None:  # complete or recovered: here for an alert still to deliver
+            return {"verdict": None, "status": rollout.status, "alerts": self.deliver(rollout.name)}
         try:
             after = self.store.apply(rollout, decision, now)
         except RolloutConflict as exc:
@@ -125,7 +125,8 @@ class RolloutStep:
         failed: list[str] = []
         if self.notifier is None:
             return {"sent": sent, "failed": failed}
-        for transition in self.store.pending_alerts(name):
+        pending = self.store.pending_alerts(name)
+        for transition in pending:
             error: str | None = None
             try:
                 self.notifier.send(transition_message(name, transition, self._link))
@@ -133,6 +134,8 @@ class RolloutStep:
                 error = str(exc)
             self.store.mark_alert(name, transition, error)
             (sent if error is None else failed).append(str(transition["id"]))
+        if pending and (not failed or not self.store.pending_alerts(name)):
+            self.store.alerts_delivered(name)
         return {"sent": sent, "failed": failed}
 
 

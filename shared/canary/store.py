@@ -5,6 +5,9 @@
   with who/what decided it, the reasons and the numbers, the state it left, and the Slack
   outbox fields ``alert`` (``pending``/``sent``/``failed``/``none``), ``alert_attempts`` and
   ``alert_error``. Ids sort by time.
+* ``alerts_pending`` on ``rollout/<name>``: set with an alerted transition, cleared once every
+  alert of the rollout is delivered or out of attempts, so a rollout that completed or
+  recovered in a run whose Slack post failed still gets its alert retried.
 * ``rollout/<name>/heartbeats/<instance>``: what each serving instance last saw of its
   breakers (``{"at", "breakers": {name: {"state", "open_since"}}}``), for the monitor.
 
@@ -123,17 +126,26 @@ class RolloutStore:
         return from_document(name, snapshot.to_dict()) if snapshot.exists else None
 
     def active(self) -> list[Rollout]:
-        """Rollouts the monitor acts on: running ones and halted ones awaiting recovery."""
+        """Rollouts the monitor acts on: running ones, halted ones awaiting recovery, and any
+        with alerts still to deliver."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        query = (
-            self._db()
-            .collection(self._collection)
-            .where(filter=FieldFilter("status", "in", list(ACTIVE)))
+        rollouts = self._db().collection(self._collection)
+        queries = (
+            rollouts.where(filter=FieldFilter("status", "in", list(ACTIVE))),
+            rollouts.where(filter=FieldFilter("alerts_pending", "==", True)),
         )
+        found: dict[str, Rollout] = {}
         with _guarded("rollout.active"):
-            snapshots = list(query.stream(**fs.bounded(self.timeout_s)))
-        return sorted((from_document(s.id, s.to_dict()) for s in snapshots), key=lambda r: r.name)
+            for query in queries:
+                for snapshot in query.stream(**fs.bounded(self.timeout_s)):
+                    found[snapshot.id] = from_document(snapshot.id, snapshot.to_dict())
+        return [found[name] for name in sorted(found)]
+
+    def alerts_delivered(self, name: str) -> None:
+        """Clear ``alerts_pending``: nothing of ``name`` is left to deliver."""
+        with _guarded("rollout.alerts_delivered"):
+            self._ref(name).update({"alerts_pending": False}, **fs.bounded(self.timeout_s))
 
     def apply(self, rollout: Rollout, decision: Decision, now: float) -> Rollout:
         """Record ``decision`` (taken on ``rollout``) and apply it, in one transaction.
@@ -154,8 +166,10 @@ class RolloutStore:
                 )
             new = applied(current, decision, now)
             after = new or current
+            alerted = decision.verdict in ALERTED
             if new is not None:
-                self._write(txn, ref, new)
+                pending = alerted or bool(snapshot.to_dict().get("alerts_pending"))
+                self._write(txn, ref, new, alerts_pending=pending)
             record = {
                 "verdict": decision.verdict, "by": decision.by,
                 "from_percent": decision.from_percent, "to_percent": decision.to_percent,
@@ -163,7 +177,7 @@ class RolloutStore:
                 "at": now, "stable": after.stable, "candidate": rollout.candidate,
                 "percent_after": after.percent, "status_after": after.status,
                 "generation": after.generation,
-                "alert": "pending" if decision.verdict in ALERTED else "none",
+                "alert": "pending" if alerted else "none",
                 "alert_attempts": 0,
             }  # fmt: skip
             doc_id = transition_id(now, rollout.generation, decision.verdict)
@@ -237,10 +251,12 @@ class RolloutStore:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _write(self, txn: Any, ref: Any, rollout: Rollout) -> None:
+    def _write(self, txn: Any, ref: Any, rollout: Rollout, *, alerts_pending: bool = False) -> None:
         from google.cloud import firestore
 
-        txn.set(ref, {**to_document(rollout), "updated_at": firestore.SERVER_TIMESTAMP})
+        document = to_document(rollout)
+        txn.set(ref, {**document, "alerts_pending": alerts_pending,
+                      "updated_at": firestore.SERVER_TIMESTAMP})  # fmt: skip
 
     def _ref(self, name: str) -> Any:
         return self._db().collection(self._collection).document(name)

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from shared.canary import RolloutStore
+from shared.canary import Decision, RolloutPolicy, RolloutStep, RolloutStore
+from shared.canary.sources import LocalCohorts
 from shared.obs.requests import RequestRecord
 from shared.resilience.clock import FakeClock
 from shared.slo import service
+from shared.slo.alerting import SlackWebhook
 from shared.slo.local_store import LocalStore
 from tests.slo.slack_server import Answer, SlackServer, running_slack
 
@@ -106,3 +108,33 @@ def test_a_bad_policy_is_config_invalid(
     assert body["error"] == "config_invalid"
     assert "ROLLOUT_CONFIG" in body["problems"][0]
     assert "stages must be strictly increasing" in body["problems"][0]
+
+
+def test_an_alert_of_a_completed_rollout_is_retried_until_delivered(
+    firestore_client: Any, tmp_path: Path
+) -> None:
+    db = LocalStore(tmp_path / "metrics.db")
+    db.append_many(
+        RequestRecord("graphAsk", "POST", "/graph_ask", 200, 100.0 + i % 9, "t", False,
+                      NOW - 200 + i * 0.3, "candidate" if i % 2 else "stable")
+        for i in range(400)
+    )  # fmt: skip
+    rollouts = RolloutStore(lambda: firestore_client)
+    started = rollouts.start("ask-model", service="graphAsk", stable="v1", candidate="v2",
+                             now=NOW - 3600)  # fmt: skip
+    at_50 = rollouts.apply(started, Decision("advance", 10, 50, "gate", ("ok",)), NOW - 400)
+    with running_slack() as server:
+        server.script(*[Answer(500)] * 6)  # both alerts (advance, complete) fail this run
+        step = RolloutStep(rollouts, LocalCohorts(db), RolloutPolicy(),
+                           SlackWebhook(lambda: server.url, timeout_s=2))  # fmt: skip
+        first = step((), NOW)["rollouts"]
+        assert first["ask-model"]["verdict"] == "complete"  # type: ignore[index]
+        assert server.delivered == []
+        second = step((), NOW + 300)["rollouts"]
+        assert second["ask-model"]["verdict"] is None  # type: ignore[index]
+        assert [m["text"].split(":")[2].strip() for m in server.delivered] == [
+            "Rollout advanced", "Rollout complete",
+        ]  # fmt: skip
+        assert step((), NOW + 600) == {"active": 0, "rollouts": {}}
+    assert at_50.percent == 50
+    db.close()
