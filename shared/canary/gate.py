@@ -124,7 +124,10 @@ def _running(
         return Decision("hold", percent, percent, "gate", reasons, evidence)
     age = now - rollout.stage_started_at
     if age < policy.stage_min_s:
-        reason = f"healthy, but the {percent}% stage is {age:.1f} s old of {policy.stage_min_s:g} s"
+        shown = math.floor(age * 10) / 10  # never "3.0 s old of 3 s" for 2.98 s
+        reason = (
+            f"healthy, but the {percent}% stage is {shown:.1f} s old of {policy.stage_min_s:g} s"
+        )
         return Decision("hold", percent, percent, "gate", (reason,), evidence)
     healthy = tuple(v.reason for v in verdicts)
     following = policy.next_stage(percent)
