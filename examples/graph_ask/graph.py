@@ -56,7 +56,7 @@ class GraphClient:
         headers = {"Accept": "application/json"}
         trace = current_trace()
         if trace is not None:
-            headers.update(trace.child().to_headers())
+            headers.update(trace.to_headers())
         response = self._session.get().post(
             self.url, json=body, headers=headers, timeout=self.timeout_s, allow_redirects=False
         )

@@ -61,7 +61,7 @@ class InsightSink:
         headers = {"Accept": "application/json", "Idempotency-Key": delivery_id}
         trace = current_trace()
         if trace is not None:
-            headers.update(trace.child().to_headers())
+            headers.update(trace.to_headers())
         made = 0
 
         def attempt() -> None:

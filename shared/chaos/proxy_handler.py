@@ -223,7 +223,7 @@ def serve_forward(
             client_addr=request.remote_addr,
             original_host=request.host,
             scheme=request.scheme,
-            trace_headers=trace.child().to_headers() if trace is not None else {},
+            trace_headers=trace.to_headers() if trace is not None else {},
         ),
         body=request.get_data(cache=False),
     )

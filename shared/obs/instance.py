@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from shared.obs.logging import setup_logging
 from shared.obs.sampling import RequestLogSampler, SamplingConfig, sampling_from_env
@@ -21,6 +22,13 @@ from shared.obs.sink_factory import (
     parse_factory_name,
 )
 from shared.settings import Env, once
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Histogram
+    from opentelemetry.trace import Tracer
+
+#: Seconds; OpenTelemetry's recommended boundaries for ``http.server.request.duration``.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,9 @@ class Instance:
     """One observed function's per-instance state (its settings are :func:`request_settings`)."""
 
     sampler: RequestLogSampler
+    tracer: Tracer
+    durations: Histogram
+    server_kind: Any
 
 
 _lock = threading.Lock()
@@ -65,8 +76,24 @@ def instance(function: str) -> Instance:
             settings = request_settings()
             setup_logging(function=function)
             install_configured_sink(settings.sink)
-            found = _instances[function] = Instance(RequestLogSampler())
+            found = _instances[function] = Instance(RequestLogSampler(), *_instruments(function))
         return found
+
+
+def _instruments(function: str) -> tuple[Tracer, Histogram, Any]:
+    """The tracer, the request-duration histogram and SpanKind.SERVER (imported on first use)."""
+    from opentelemetry.trace import SpanKind
+
+    from shared.obs import telemetry
+
+    telemetry.start(function)
+    durations = telemetry.meter("shared.obs.http").create_histogram(
+        "http.server.request.duration",
+        unit="s",
+        description="Duration of HTTP requests handled by the function, by status and cohort",
+        explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+    )
+    return telemetry.tracer("shared.obs.http"), durations, SpanKind.SERVER
 
 
 def reset_instances() -> None:

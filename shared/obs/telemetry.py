@@ -65,6 +65,7 @@ class TelemetrySettings:
     """The telemetry settings; rates are fractions 0..1, intervals seconds."""
 
     exporter: Exporter
+    service_name: str | None
     sample_rate: float
     metric_interval_s: float
     file: str | None
@@ -95,6 +96,7 @@ def settings() -> TelemetrySettings:
         exporter = "none"
     result = TelemetrySettings(
         exporter=exporter,
+        service_name=env.text("OTEL_SERVICE_NAME") or env.text("K_SERVICE"),
         sample_rate=env.number("TRACE_SAMPLE_RATE", 0.1 if deployed else 1.0, low=0.0, high=1.0),
         # Cloud Monitoring accepts a point per series at most every 5 s; 60 s keeps cost low.
         metric_interval_s=env.number("TELEMETRY_METRIC_INTERVAL_S", 60.0, low=5.0, high=3600.0),
@@ -136,7 +138,8 @@ def start(
     span_exporter: SpanExporter | None = None,
     metric_reader: MetricReader | None = None,
 ) -> None:
-    """Install the providers for ``service`` once per process (later calls return at once).
+    """Install the providers once per process (later calls return at once). The service is
+    named by ``OTEL_SERVICE_NAME``, else ``K_SERVICE``, else ``service``.
 
     ``span_exporter``/``metric_reader`` replace the configured exporters (tests pass in-memory
     ones, with ``wait=True``).
@@ -149,8 +152,8 @@ def start(
         if _installed():
             return
         config = settings()
-        _state.service = service
-        _state.tracer_provider = _install_tracing(service, config)
+        _state.service = config.service_name or service
+        _state.tracer_provider = _install_tracing(_state.service, config)
     attach = threading.Thread(
         target=_attach_exporters,
         args=(config, span_exporter, metric_reader),

@@ -1,35 +1,33 @@
-"""Trace context: parsed from incoming headers, current per request, propagated to dependencies.
+"""Trace context as the rest of the code needs it: a view of the current OpenTelemetry span.
 
-Understands W3C ``traceparent`` (``00-<32 hex trace>-<16 hex span>-<2 hex flags>``) and Google's
-``X-Cloud-Trace-Context`` (``TRACE_ID/SPAN_ID;o=1`` with a *decimal* span id). Malformed headers are
-ignored, never raised on: a request with garbage headers simply starts a fresh trace.
+OpenTelemetry owns the trace: its propagators read W3C ``traceparent`` and Google's
+``X-Cloud-Trace-Context`` (see :mod:`shared.obs.telemetry`), ``@observed`` makes the request's
+server span current, and the ``requests`` instrumentation carries it to dependencies. This module
+only turns the current span into the ids that logs, request records and JSON bodies show
+(:class:`TraceContext`), and reads headers from a WSGI environ without werkzeug's per-miss
+``KeyError`` (:data:`ENVIRON_GETTER`).
 """
 
 from __future__ import annotations
 
 import os
-import random
 import re
-from collections.abc import Iterable
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.obs.errors import ObsError
-from shared.obs.scoped import scoped
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
 
 TRACEPARENT = "traceparent"
 CLOUD_TRACE_HEADER = "X-Cloud-Trace-Context"
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
-_TRACEPARENT = re.compile(
-    r"\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\s]*)?\s*", re.IGNORECASE
-)
-_CLOUD_TRACE = re.compile(r"\s*([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=([0-9]+))?\s*")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
-_MAX_SPAN = 2**64 - 1
 
 
 class HeaderSource(Protocol):
@@ -38,18 +36,6 @@ class HeaderSource(Protocol):
     def get(self, key: str, /) -> str | None: ...
 
     def items(self) -> Iterable[tuple[str, str]]: ...
-
-
-# Not for secrets: ids only need to be unique, and SystemRandom would cost a syscall per id.
-_random = random.Random()
-
-
-def _new_trace_id() -> str:
-    return f"{_random.getrandbits(128) or 1:032x}"
-
-
-def _new_span_id() -> str:
-    return f"{_random.getrandbits(64) or 1:016x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,47 +55,49 @@ class TraceContext:
             raise ObsError(f"span_id must be 16 lowercase hex digits, not all 0: {self.span_id!r}")
 
     @classmethod
-    def new(cls, *, sampled: bool = False) -> TraceContext:
-        """A fresh root context with random ids (both from one draw of 24 random bytes)."""
-        ids = _random.randbytes(24).hex()
-        trace_id, span_id = ids[:32], ids[32:]
-        if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:  # one chance in 2**64: draw again
-            return cls(_new_trace_id(), _new_span_id(), sampled)
-        return cls(trace_id, span_id, sampled)
+    def from_headers(cls, headers: HeaderSource | Mapping[str, str]) -> TraceContext:
+        """The span the headers name (through the propagators), or a fresh root; never raises."""
+        from opentelemetry import trace
+
+        found = cls.of_span(trace.get_current_span(extract_headers(headers)))
+        return found if found is not None else cls.fresh()
 
     @classmethod
-    def from_headers(cls, headers: HeaderSource, *, case_insensitive: bool = False) -> TraceContext:
-        """The context the headers carry (``traceparent`` first), or a fresh one; never raises.
+    def fresh(cls) -> TraceContext:
+        """A new root context with ids from the SDK's generator."""
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
-        ``case_insensitive=True`` says that ``headers.get`` already ignores case (werkzeug's
-        ``Headers`` and ``EnvironHeaders`` do), so a missing header needs no scan of all items.
-        """
-        return cls.from_header_values(
-            _header(headers, TRACEPARENT, case_insensitive),
-            _header(headers, CLOUD_TRACE_HEADER, case_insensitive),
+        ids = RandomIdGenerator()
+        return cls(f"{ids.generate_trace_id():032x}", f"{ids.generate_span_id():016x}")
+
+    @classmethod
+    def of_span(cls, span: Any) -> TraceContext | None:
+        """The ids of an OpenTelemetry span, or None for an invalid (no-op) one."""
+        context = span.get_span_context()
+        if not context.is_valid:
+            return None
+        return cls(
+            format(context.trace_id, "032x"),
+            format(context.span_id, "016x"),
+            context.trace_flags.sampled,
         )
 
-    @classmethod
-    def from_header_values(cls, traceparent: object, cloud_trace: object) -> TraceContext:
-        """The context of the two headers' values, ``traceparent`` first (None: absent), or a
-        fresh one; never raises. For callers that have the values already, such as a WSGI
-        environ's ``HTTP_TRACEPARENT`` and ``HTTP_X_CLOUD_TRACE_CONTEXT``."""
-        parsed = _parse_traceparent(traceparent if isinstance(traceparent, str) else None)
-        if parsed is None:
-            parsed = _parse_cloud_trace(cloud_trace if isinstance(cloud_trace, str) else None)
-        return parsed if parsed is not None else cls.new()
-
-    def child(self) -> TraceContext:
-        """A new span of the same trace, e.g. for an outgoing call."""
-        return TraceContext(self.trace_id, _new_span_id(), self.sampled)
-
     def to_headers(self) -> dict[str, str]:
-        """Both propagation headers, for requests to dependencies."""
-        flag = 1 if self.sampled else 0
-        return {
-            TRACEPARENT: f"00-{self.trace_id}-{self.span_id}-{flag:02x}",
-            CLOUD_TRACE_HEADER: f"{self.trace_id}/{int(self.span_id, 16)};o={flag}",
-        }
+        """The propagators' headers naming this span as the parent, for an outgoing request."""
+        from opentelemetry import propagate, trace
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+        span = NonRecordingSpan(
+            SpanContext(
+                int(self.trace_id, 16),
+                int(self.span_id, 16),
+                is_remote=False,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED if self.sampled else 0),
+            )
+        )
+        headers: dict[str, str] = {}
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        return headers
 
     def log_fields(self, project: str | None) -> dict[str, object]:
         """Cloud Logging's special trace fields; without a project the trace is the bare id."""
@@ -121,60 +109,77 @@ class TraceContext:
         }
 
 
-def _header(headers: HeaderSource, name: str, case_insensitive: bool = False) -> str | None:
-    """Case-insensitive lookup that works for plain dicts as well as werkzeug ``Headers``."""
-    value = headers.get(name)
-    if value is None and not case_insensitive:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value if isinstance(value, str) else None
-
-
-def _parse_traceparent(value: str | None) -> TraceContext | None:
-    if not value or len(value) > 512:
-        return None
-    match = _TRACEPARENT.fullmatch(value)
-    if match is None:
-        return None
-    version, trace_id, span_id, flags, rest = match.groups()
-    version = version.lower()
-    # Version ff is forbidden; version 00 has exactly four fields; later versions may add more.
-    if version == "ff" or (version == "00" and rest):
-        return None
-    trace_id, span_id = trace_id.lower(), span_id.lower()
-    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
-        return None
-    return TraceContext(trace_id, span_id, bool(int(flags, 16) & 1))
-
-
-def _parse_cloud_trace(value: str | None) -> TraceContext | None:
-    if not value or len(value) > 256:
-        return None
-    match = _CLOUD_TRACE.fullmatch(value)
-    if match is None:
-        return None
-    trace_id, span, option = match.groups()
-    trace_id = trace_id.lower()
-    if trace_id == _ZERO_TRACE:
-        return None
-    span_number = int(span) if span else 0
-    # A missing or out-of-range span keeps the trace: the logs still group under it.
-    span_id = f"{span_number:016x}" if 0 < span_number <= _MAX_SPAN else _new_span_id()
-    sampled = option is not None and bool(int(option) & 1)
-    return TraceContext(trace_id, span_id, sampled)
-
-
-_current: ContextVar[TraceContext | None] = ContextVar("shared_obs_trace", default=None)
-
-
 def current_trace() -> TraceContext | None:
-    """The context made current by :func:`use_trace` in this thread/task, if any."""
-    return _current.get()
+    """The ids of the current OpenTelemetry span (the request's, or a child's), if any."""
+    from opentelemetry import trace
+
+    return TraceContext.of_span(trace.get_current_span())
 
 
-def use_trace(ctx: TraceContext | None) -> scoped[TraceContext | None]:
-    """Within the ``with`` block, ``ctx`` is the current trace (logged on every record)."""
-    return scoped(_current, ctx)
+class use_trace:
+    """Within the ``with`` block, ``ctx`` is the current span (a non-recording one)."""
+
+    __slots__ = ("_ctx", "_token")
+
+    def __init__(self, ctx: TraceContext | None) -> None:
+        self._ctx = ctx
+        self._token: object = None
+
+    def __enter__(self) -> TraceContext | None:
+        from opentelemetry import context, trace
+        from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext, TraceFlags
+
+        if self._ctx is None:
+            span: Any = INVALID_SPAN
+        else:
+            span = NonRecordingSpan(
+                SpanContext(
+                    int(self._ctx.trace_id, 16),
+                    int(self._ctx.span_id, 16),
+                    is_remote=False,
+                    trace_flags=TraceFlags(TraceFlags.SAMPLED if self._ctx.sampled else 0),
+                )
+            )
+        self._token = context.attach(trace.set_span_in_context(span))
+        return self._ctx
+
+    def __exit__(self, *exc: object) -> None:
+        from opentelemetry import context
+
+        context.detach(self._token)  # type: ignore[arg-type]
+
+
+def extract_headers(headers: HeaderSource | Mapping[str, str]) -> Context:
+    """The OpenTelemetry context the propagation headers carry (case-insensitive names)."""
+    from opentelemetry import propagate
+
+    lowered = {k.lower(): v for k, v in headers.items() if isinstance(v, str)}
+    return propagate.extract(lowered)
+
+
+class _EnvironGetter:
+    """Reads propagation headers from a WSGI environ (PEP 3333 ``HTTP_*`` names).
+
+    OpenTelemetry's ``Getter`` interface; werkzeug's header view raises and catches a
+    ``KeyError`` for each header a request lacks, which is most of them here.
+    """
+
+    def get(self, carrier: Mapping[str, Any], key: str) -> list[str] | None:
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return [value] if isinstance(value, str) else None
+
+    def keys(self, carrier: Mapping[str, Any]) -> list[str]:
+        return [k[5:].lower().replace("_", "-") for k in carrier if k.startswith("HTTP_")]
+
+
+ENVIRON_GETTER = _EnvironGetter()
+
+
+def extract_environ(environ: Mapping[str, Any]) -> Context:
+    """The OpenTelemetry context of a WSGI request's propagation headers."""
+    from opentelemetry import propagate
+
+    return propagate.extract(environ, getter=ENVIRON_GETTER)  # type: ignore[arg-type]
 
 
 def project_id() -> str | None:

@@ -84,10 +84,13 @@ def test_request_is_traced_logged_once_and_recorded(
     assert response.status_code == 200
     assert response.headers["X-Trace-Id"] == TRACE
     body = response.get_json()
-    assert (body["trace_id"], body["span_id"]) == (TRACE, SPAN)
+    # The request runs in its own server span, a child of the caller's span.
+    assert body["trace_id"] == TRACE
+    server_span = body["span_id"]
+    assert server_span != SPAN
     outgoing = TraceContext.from_headers(body["outgoing"])
     assert outgoing.trace_id == TRACE
-    assert outgoing.span_id != SPAN
+    assert outgoing.span_id not in (SPAN, server_span)
     assert outgoing.sampled
 
     (entry,) = request_entries(stream)
@@ -100,7 +103,7 @@ def test_request_is_traced_logged_once_and_recorded(
     assert http["userAgent"] == "probe/1.0"
     assert http["remoteIp"] == "203.0.113.7"
     assert entry["logging.googleapis.com/trace"] == f"projects/demo/traces/{TRACE}"
-    assert entry["logging.googleapis.com/spanId"] == SPAN
+    assert entry["logging.googleapis.com/spanId"] == server_span
     assert entry["logging.googleapis.com/labels"] == {"function": "obs_ok"}
     assert entry["injected"] is False
 
@@ -123,7 +126,49 @@ def test_cloud_trace_context_is_propagated(
 ) -> None:
     response = client("ok").get("/", headers={"X-Cloud-Trace-Context": f"{TRACE}/1;o=1"})
     assert response.headers["X-Trace-Id"] == TRACE
-    assert response.get_json()["span_id"] == "0000000000000001"
+    assert response.get_json()["span_id"] != "0000000000000001"  # the server span, its child
+
+
+def test_the_server_span_is_a_child_of_the_callers_with_filterable_attributes(
+    stream: io.StringIO, records: list[RequestRecord], spans: Any
+) -> None:
+    client("ok").get("/orders?email=kim@example.com", headers={"traceparent": TRACEPARENT})
+    (server,) = [s for s in spans.finished_spans(int(TRACE, 16)) if s.name == "GET obs_ok"]
+    assert server.kind.name == "SERVER"
+    assert server.parent is not None
+    assert format(server.parent.span_id, "016x") == SPAN
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["http.route"] == "obs_ok"
+    assert server.attributes["url.path"] == "/orders"
+    assert server.status.status_code.name == "UNSET"
+
+
+def test_a_5xx_marks_the_server_span_as_an_error(
+    stream: io.StringIO, records: list[RequestRecord], spans: Any
+) -> None:
+    client("injected").get("/", headers={"traceparent": TRACEPARENT})
+    (server,) = spans.finished_spans(int(TRACE, 16))
+    assert server.status.status_code.name == "ERROR"
+    assert server.attributes["chaos.injected"] is True
+
+
+def test_request_durations_are_a_histogram_by_function_and_status(
+    stream: io.StringIO, records: list[RequestRecord]
+) -> None:
+    from tests import otel
+
+    def count(status: int) -> int:
+        return sum(
+            p.count
+            for a, p in otel.metric_points("http.server.request.duration")
+            if a["function"] == "obs_injected" and a["http.response.status_code"] == status
+        )
+
+    before = count(503)
+    app = client("injected")
+    app.get("/")
+    app.get("/")
+    assert count(503) == before + 2
 
 
 def test_requests_without_trace_headers_get_fresh_traces(

@@ -176,7 +176,7 @@ def test_the_file_exporter_writes_lines_the_cli_reads(tmp_path: Path) -> None:
 
     from shared.obs.telemetry import TelemetrySettings, _span_exporter
 
-    config = TelemetrySettings("file", 1.0, 60.0, str(tmp_path / "spans.jsonl"), None, False)
+    config = TelemetrySettings("file", None, 1.0, 60.0, str(tmp_path / "spans.jsonl"), None, False)
     exporter = _span_exporter(config)
     assert exporter is not None
     provider = TracerProvider(resource=Resource.create({"service.name": "svc"}))
