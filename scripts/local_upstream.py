@@ -31,7 +31,7 @@ import uuid
 from collections import OrderedDict
 from types import FrameType
 from typing import Any, Final, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 HOST = "127.0.0.1"
 MAX_SLEEP_MS = 10_000
@@ -183,7 +183,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _handle(self) -> None:
+        # A server span under the caller's, so a local trace shows the upstream's own time.
+        from opentelemetry.trace import SpanKind
+
+        from shared.obs import telemetry
+
         url = urlsplit(self.path)
+        with telemetry.tracer("scripts.local_upstream").start_as_current_span(
+            f"{self.command} {url.path}",
+            context=telemetry.extract({k.lower(): v for k, v in self.headers.items()}),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": self.command, "url.path": url.path},
+        ):
+            self._answer(url)
+
+    def _answer(self, url: SplitResult) -> None:
         try:
             body = self._body()
             if url.path == "/health":
@@ -246,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Demo upstream for the local chaos_proxy.")
     parser.add_argument("--port", type=int, default=8084)
     args = parser.parse_args(argv)
+    from shared.obs import telemetry
+
+    telemetry.start("local-upstream")
     server = serve(args.port)
     stop = threading.Event()
 

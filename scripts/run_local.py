@@ -191,6 +191,9 @@ def stack_env(ports: Ports, state: Path) -> dict[str, str]:
             "FIRESTORE_EMULATOR_HOST": f"{host}:{ports.firestore}",
             "LOCAL_METRICS_DB": str(state / "metrics.db"),
             "REQUEST_SINK": "shared.slo.local_store:batch_writer_from_env",
+            # Spans and metrics of every process, as JSON lines: python -m shared.obs.traces.
+            "TELEMETRY_FILE": str(state / "telemetry.jsonl"),
+            "TELEMETRY_METRIC_INTERVAL_S": "10",
             "CHAOS_ENABLED": "true",
             "CHAOS_AUTH": "none",
             "CHAOS_UPSTREAMS": upstreams,
@@ -295,7 +298,7 @@ class Stack:
                 function_argv(name, port, source),
                 port=port,
                 log_dir=group.log_dir,
-                env=self.env,
+                env={**self.env, "OTEL_SERVICE_NAME": name},
                 cwd=REPO,
             )
             group.children.append(child)
@@ -374,6 +377,8 @@ class Stack:
             f"  Slack sink     {self.url(p.slack, SLACK_PATH)}",
             f"  scheduler      POST {self.url(p.slo_monitor)} every {self.interval_s:g} s",
             f"  metrics        {self.env['LOCAL_METRICS_DB']}",
+            f"  traces         {self.env['TELEMETRY_FILE']}  (python -m shared.obs.traces"
+            f" --file {self.env['TELEMETRY_FILE']} --slowest)",
             f"  logs           {self.group.log_dir}/",
             f"  admin page     {ADMIN_PAGE}",
             "",
@@ -394,6 +399,36 @@ class Stack:
             f"  curl -X POST '{self.url(p.slo_monitor)}'",
         ]
         return "\n".join(lines)
+
+    def slowest_trace(self, wait_s: float = 8.0) -> str:
+        """The slowest graph_ask request of the demo as a span tree across the processes.
+
+        Spans reach the file in batches (every few seconds per process), so this waits until a
+        graph_ask trace spans graph_ask, chaos_proxy and the upstream, or ``wait_s`` passes.
+        """
+        from shared.obs import traces
+
+        path = Path(self.env["TELEMETRY_FILE"])
+        deadline = time.monotonic() + wait_s
+        while True:
+            trees = {}
+            if path.exists():
+                with path.open(encoding="utf-8") as handle:
+                    trees = traces.build_trees(traces.read_spans(handle))
+            complete = {
+                trace_id: roots
+                for trace_id, roots in trees.items()
+                if any(r.service == GRAPH_ASK_TARGET for r in roots)
+                and len({s.service for s in traces.flatten(roots)}) >= 3
+            }
+            if complete or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        trace_id = traces.slowest(complete) if complete else None
+        if trace_id is None:
+            return f"\n(no graph_ask trace across three processes in {path} yet)"
+        lines = traces.render(complete[trace_id])
+        return f"\nslowest graph_ask request of the demo, trace {trace_id}:\n" + "\n".join(lines)
 
     def demo(self, calls: int = 40) -> dict[str, int]:
         """A short burst of traffic; returns ``{"<record name> <status>": count}``.
@@ -668,6 +703,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"(started in {time.monotonic() - started:.1f} s)", flush=True)
         if not args.no_demo and not stopping.is_set():
             print(f"\ndemo burst: {stack.demo()}", flush=True)
+            print(stack.slowest_trace(), flush=True)
         if not stopping.is_set():
             # One run now, so the first summary does not wait for the scheduler's next tick.
             status, body = stack.monitor_once()

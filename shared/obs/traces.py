@@ -128,16 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if trace_id is None or trace_id not in trees:
         print(f"trace {trace_id or '(none)'} not found in {path}", file=sys.stderr)
         return 1
-    services = {s.service for s in _flatten(trees[trace_id])}
+    services = {s.service for s in flatten(trees[trace_id])}
     print(f"trace {trace_id} across {len(services)} process(es): {', '.join(sorted(services))}")
     print("\n".join(render(trees[trace_id])))
     return 0
 
 
-def _flatten(roots: Iterable[SpanLine]) -> Iterator[SpanLine]:
+def flatten(roots: Iterable[SpanLine]) -> Iterator[SpanLine]:
+    """Every span of the trees, parents before children."""
     for root in roots:
         yield root
-        yield from _flatten(root.children)
+        yield from flatten(root.children)
 
 
 def _hex(value: str) -> str:

@@ -251,7 +251,32 @@ class Metrics:
 
 
 METRICS = Metrics()
-_DEFAULT_HOOKS: tuple[Hook, ...] = (LoggingHook(), METRICS)
+
+
+class TelemetryDefault:
+    """The default OpenTelemetry hook: spans and metric points for every event.
+
+    Built on the first event (never at import), so a function that emits nothing loads no
+    OpenTelemetry; see :mod:`shared.resilience.telemetry`.
+    """
+
+    def __init__(self) -> None:
+        self._hook: Hook | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        hook = self._hook
+        if hook is None:
+            with self._lock:
+                if self._hook is None:
+                    from shared.resilience.telemetry import TelemetryHook
+
+                    self._hook = TelemetryHook()
+                hook = self._hook
+        hook(event)
+
+
+_DEFAULT_HOOKS: tuple[Hook, ...] = (LoggingHook(), METRICS, TelemetryDefault())
 _process_hooks: tuple[Hook, ...] = _DEFAULT_HOOKS
 # Hooks chosen for one context (a test, a probe, a request): None means "the process's hooks".
 # A ContextVar, not a global, so that one caller's use_hooks never diverts another's events.

@@ -118,11 +118,11 @@ def test_set_and_add_hooks_change_the_process_default(
     assert names(extra) == names(process_recorder) == ["from-a-thread", "here"]
 
 
-def test_reset_hooks_restores_logging_and_metrics() -> None:
+def test_reset_hooks_restores_logging_metrics_and_telemetry() -> None:
     events.set_hooks(())
     events.reset_hooks()
     kinds = [type(h) for h in events.hooks()]
-    assert kinds == [events.LoggingHook, events.Metrics]
+    assert kinds == [events.LoggingHook, events.Metrics, events.TelemetryDefault]
     assert events.hooks()[1] is events.METRICS
 
 

@@ -20,7 +20,11 @@ def test_reset_restores_the_default_hooks_and_zeroes_the_counters() -> None:
     events.set_hooks((events.Recorder(),))
     events.METRICS(events.LimiterWaited("x", waited=1.0))
     testing.reset()
-    assert [type(h) for h in events.hooks()] == [events.LoggingHook, events.Metrics]
+    assert [type(h) for h in events.hooks()] == [
+        events.LoggingHook,
+        events.Metrics,
+        events.TelemetryDefault,
+    ]
     assert events.METRICS.count(events.LimiterWaited.kind) == 0
 
 

@@ -64,9 +64,13 @@ def test_the_resilience_instruments_export_through_the_same_path(
     monitoring: FakeMetricWrites, provider: MeterProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shared.obs import telemetry
+    from shared.resilience import telemetry as resilience_telemetry
+    from shared.resilience.circuit import breaker
 
     monkeypatch.setattr(telemetry, "meter", provider.get_meter)
-    hook = TelemetryHook(lambda: [("graph", "open")])
+    monkeypatch.setattr(resilience_telemetry, "_gauge_installed", False)
+    breaker("graph", fail_max=1).open()
+    hook = TelemetryHook()
     hook(events.CacheAccessed("graph", "stale"))
     hook(events.FallbackCompleted("local-llm", fallback_used=True, attempts=2, ok=True))
     assert provider.force_flush(10_000)
