@@ -20,6 +20,26 @@ from shared.obs import current_trace
 from shared.resilience.retries import retry
 from shared.resilience.transient import HttpStatusError, parse_retry_after
 
+#: The insights delivery SLI: config/slos.yaml reads it from Cloud Monitoring as
+#: ``workload.googleapis.com/insights/deliveries`` (the exporter's prefix + this name).
+DELIVERIES_METRIC = "insights/deliveries"
+_counter: Any = None
+_counter_lock = threading.Lock()
+
+
+def _deliveries() -> Any:
+    """The deliveries counter (attribute ``outcome``: delivered | failed), made on first use."""
+    global _counter
+    if _counter is None:
+        with _counter_lock:
+            if _counter is None:
+                from shared.obs import telemetry
+
+                _counter = telemetry.meter("examples.graph_ask").create_counter(
+                    DELIVERIES_METRIC, unit="1", description="Insight deliveries by outcome"
+                )
+    return _counter
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -96,6 +116,7 @@ class InsightSink:
                 self._delivered += 1
             else:
                 self._failed += 1
+        _deliveries().add(1, {"outcome": "delivered" if error is None else "failed"})
         return Delivery(error is None, made, delivery_id, error)
 
     def counts(self) -> DeliveryCounts:
