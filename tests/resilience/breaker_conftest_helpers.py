@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from shared.resilience import events
-from shared.resilience.breaker_storage import BreakerStorage, MemoryStorage, RedisStorage
-from shared.resilience.circuit import Circuit
+from shared.resilience.circuit import BreakerStorage, Circuit, MemoryStorage, RedisStorage
 from shared.resilience.transient import HttpStatusError
 
 #: Builds a fresh storage for a breaker name (memory, or Redis on the test's server).

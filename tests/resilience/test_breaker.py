@@ -12,10 +12,11 @@ import pybreaker
 import pytest
 
 from shared.resilience import events
-from shared.resilience.breaker_storage import MemoryStorage, RedisStorage
 from shared.resilience.circuit import (
     BreakerStats,
     Circuit,
+    MemoryStorage,
+    RedisStorage,
     breaker,
     breakers,
     reset_breakers,

@@ -15,8 +15,7 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shared.resilience.breaker_storage import BreakerStorage, MemoryStorage, RedisStorage
-from shared.resilience.circuit import Circuit
+from shared.resilience.circuit import BreakerStorage, Circuit, MemoryStorage, RedisStorage
 from shared.resilience.clock import FakeClock
 from tests.resilience.breaker_conftest_helpers import Boom, bad_request, fail, ok, outcome
 

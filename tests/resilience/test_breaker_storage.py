@@ -13,8 +13,7 @@ import pytest
 import redis
 
 from shared.resilience import events
-from shared.resilience.breaker_storage import MemoryStorage, RedisStorage
-from shared.resilience.circuit import Circuit
+from shared.resilience.circuit import Circuit, MemoryStorage, RedisStorage
 from shared.resilience.clock import FakeClock
 from shared.resilience.errors import CircuitOpenError, StorageError
 from tests import services
