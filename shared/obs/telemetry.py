@@ -196,33 +196,42 @@ def _attach_exporters(
     metric_reader: MetricReader | None,
 ) -> None:
     try:
-        from opentelemetry import metrics
-        from opentelemetry.instrumentation.requests import RequestsInstrumentor
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-
-        provider = _state.tracer_provider
-        assert provider is not None
-        if span_exporter is not None:
-            provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-        else:
-            exporter = _span_exporter(config)
-            if exporter is not None:
-                provider.add_span_processor(BatchSpanProcessor(exporter))
-        readers = [metric_reader] if metric_reader is not None else _metric_readers(config)
-        meter_provider = MeterProvider(
-            resource=Resource.create({"service.name": _state.service}), metric_readers=readers
-        )
-        metrics.set_meter_provider(meter_provider)
-        _state.meter_provider = meter_provider
-        if not RequestsInstrumentor().is_instrumented_by_opentelemetry:
-            RequestsInstrumentor().instrument()
-        atexit.register(shutdown)
+        _attach(config, span_exporter, metric_reader)
     except Exception:  # telemetry must never take the function down
         logger.exception("telemetry exporters could not be started; spans stay local")
     finally:
         _state.ready.set()
+
+
+def _attach(
+    config: TelemetrySettings,
+    span_exporter: SpanExporter | None,
+    metric_reader: MetricReader | None,
+) -> None:
+    # Outside any try block, so the bundler counts these imports as required (not optional).
+    from opentelemetry import metrics
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    provider = _state.tracer_provider
+    assert provider is not None
+    if span_exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    else:
+        exporter = _span_exporter(config)
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+    readers = [metric_reader] if metric_reader is not None else _metric_readers(config)
+    meter_provider = MeterProvider(
+        resource=Resource.create({"service.name": _state.service}), metric_readers=readers
+    )
+    metrics.set_meter_provider(meter_provider)
+    _state.meter_provider = meter_provider
+    if not RequestsInstrumentor().is_instrumented_by_opentelemetry:
+        RequestsInstrumentor().instrument()
+    atexit.register(shutdown)
 
 
 def _span_exporter(config: TelemetrySettings) -> SpanExporter | None:
