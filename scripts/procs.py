@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.settings import Env
+
 HOST = "127.0.0.1"
 FIRESTORE_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 
@@ -296,7 +298,7 @@ def firestore_emulator_jar() -> Path:
     The SDK root is what ``gcloud info`` says it is (a Debian package, a tarball under the home
     directory, a snap), then the Debian package's paths should gcloud itself not run.
     """
-    explicit = os.environ.get("FIRESTORE_EMULATOR_JAR", "").strip()
+    explicit = Env().text("FIRESTORE_EMULATOR_JAR")
     if explicit:
         return Path(explicit)
     for root in _sdk_roots():

@@ -23,12 +23,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
-__all__ = ["Env", "Problem", "SettingsError", "once", "reset_settings"]
+__all__ = ["PROJECT_VARIABLES", "Env", "Problem", "SettingsError", "once", "reset_settings"]
 
 T = TypeVar("T")
 C = TypeVar("C", bound=str)
 
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
+#: Where the Google Cloud project is named, first found wins: the current runtimes and client
+#: libraries, the older Python runtimes, Firebase's tools and emulators.
+PROJECT_VARIABLES: Final = ("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT", "GCLOUD_PROJECT")
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
 
 
@@ -73,6 +76,14 @@ class Env:
     def text(self, name: str, default: str | None = None) -> str | None:
         value = self.raw(name)
         return default if value is None else value
+
+    def project(self) -> str | None:
+        """The Google Cloud project: the first of :data:`PROJECT_VARIABLES` that is set."""
+        for name in PROJECT_VARIABLES:
+            value = self.raw(name)
+            if value is not None:
+                return value
+        return None
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.raw(name)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shared.settings import Env, Problem, SettingsError, once, reset_settings
+from shared.settings import PROJECT_VARIABLES, Env, Problem, SettingsError, once, reset_settings
 
 
 def test_unset_and_blank_values_take_the_default() -> None:
@@ -108,3 +108,12 @@ def test_once_retries_a_failed_load_and_loads_once_under_threads() -> None:
         t.join()
     assert results == [42] * 8
     assert len(attempts) == 2
+
+
+def test_project_is_the_first_project_variable_set() -> None:
+    assert Env({}).project() is None
+    assert Env({"GCLOUD_PROJECT": "firebase", "GCP_PROJECT": " "}).project() == "firebase"
+    assert Env({"GCLOUD_PROJECT": "firebase", "GCP_PROJECT": "old"}).project() == "old"
+    everything = {"GCLOUD_PROJECT": "firebase", "GCP_PROJECT": "old", "GOOGLE_CLOUD_PROJECT": "new"}
+    assert Env(everything).project() == "new"
+    assert PROJECT_VARIABLES == ("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT", "GCLOUD_PROJECT")

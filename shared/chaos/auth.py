@@ -9,7 +9,6 @@ invokers (``--no-allow-unauthenticated``), so every request that reaches it pass
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, Final, Protocol
 
 from shared.chaos.config import AuthMode
 from shared.chaos.errors import AuthUnavailable, Forbidden, Unauthenticated
+from shared.settings import Env
 
 ALLOWED_ROLES: Final = ("owner", "secops")
 ROLE_CLAIM: Final = "role"
@@ -86,9 +86,7 @@ def _initialize_app(project_id: str | None) -> Any:
         return firebase_admin.get_app(FIREBASE_APP_NAME)
     except ValueError:
         pass
-    project = (
-        project_id or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
-    )
+    project = project_id or Env().project()
     options = {"projectId": project} if project else None
     # A named app so the project's own default app (if another module makes one) is left alone.
     return firebase_admin.initialize_app(options=options, name=FIREBASE_APP_NAME)

@@ -277,7 +277,7 @@ def setup_logging(
 
     Reads, now: ``LOG_LEVEL`` when ``level`` is None (default INFO; a bad value raises
     :class:`shared.settings.SettingsError` naming it) and the project of trace fields
-    (``GOOGLE_CLOUD_PROJECT``, else ``GCP_PROJECT``). A later call updates the level and project,
+    (:meth:`shared.settings.Env.project`). A later call updates the level and project,
     and the function label and stream when given; it never adds a second handler. Handlers
     installed by others are left alone (they still see masked records for anything logged on the
     root logger itself).
@@ -290,7 +290,7 @@ def setup_logging(
         )
     else:
         resolved = parse_level(level)
-    project = env.text("GOOGLE_CLOUD_PROJECT") or env.text("GCP_PROJECT")
+    project = env.project()
     env.check()
     root = logging.getLogger()
     with _setup_lock:

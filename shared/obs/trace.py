@@ -10,7 +10,6 @@ only turns the current span into the ids that logs, request records and JSON bod
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -180,8 +179,3 @@ def extract_environ(environ: Mapping[str, Any]) -> Context:
     from opentelemetry import propagate
 
     return propagate.extract(environ, getter=ENVIRON_GETTER)  # type: ignore[arg-type]
-
-
-def project_id() -> str | None:
-    """The Google Cloud project from ``GOOGLE_CLOUD_PROJECT`` or ``GCP_PROJECT``, read per call."""
-    return os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCP_PROJECT") or None

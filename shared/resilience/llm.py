@@ -22,6 +22,7 @@ from typing import Any, Final, Literal, cast, get_args
 import yaml
 
 from shared.resilience.errors import ConfigError
+from shared.settings import Env
 
 __all__ = [
     "DEFAULT_CHAIN",
@@ -172,7 +173,7 @@ def api_key_for(spec: ModelSpec, environ: Mapping[str, str] | None = None) -> st
     """
     if spec.api_key_env is None:
         return None
-    key = (os.environ if environ is None else environ).get(spec.api_key_env, "").strip()
+    key = Env(environ).text(spec.api_key_env)
     if not key:
         raise MissingApiKey(spec.name, spec.api_key_env)
     return key
@@ -287,7 +288,7 @@ def model_table(environ: Mapping[str, str] | None = None) -> ModelTable:
 
     Read at call time; each file is parsed once per process (deployments do not edit it in place).
     """
-    path = (os.environ if environ is None else environ).get(MODEL_TABLE_ENV, "").strip()
+    path = Env(environ).text(MODEL_TABLE_ENV)
     return _cached_table(path) if path else DEFAULT_MODEL_TABLE
 
 

@@ -12,7 +12,6 @@ what users saw. The flag is kept so reports can split injected from organic fail
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shared.resilience.retries import retry
+from shared.settings import Env
 
 logger = logging.getLogger("shared.slo.local_store")
 
@@ -271,7 +271,7 @@ _sinks_lock = threading.Lock()
 
 def sink_from_env(environ: Mapping[str, str] | None = None) -> SqliteRequestSink | None:
     """The sink for ``LOCAL_METRICS_DB`` (one per path per process), or None when unset."""
-    path = (os.environ if environ is None else environ).get("LOCAL_METRICS_DB", "").strip()
+    path = Env(environ).text("LOCAL_METRICS_DB")
     if not path:
         return None
     with _sinks_lock:

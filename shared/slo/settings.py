@@ -62,7 +62,7 @@ class Settings:
             monitoring_timeout_s=env.number("MONITORING_TIMEOUT_S", 15.0, low=1.0, high=30.0),
             run_budget_s=env.number("SLO_RUN_BUDGET_S", 90.0, low=5.0, high=3600.0),
             local_metrics_db=env.text("LOCAL_METRICS_DB"),
-            project_id=env.text("GOOGLE_CLOUD_PROJECT") or env.text("GCP_PROJECT"),
+            project_id=env.project(),
         )
         env.check()
         return settings

@@ -16,7 +16,6 @@ from shared.obs.trace import (
     TraceContext,
     current_trace,
     extract_environ,
-    project_id,
     use_trace,
 )
 
@@ -143,15 +142,3 @@ def test_current_trace_is_per_thread() -> None:
 
 def test_fresh_contexts_differ() -> None:
     assert TraceContext.fresh().trace_id != TraceContext.fresh().trace_id
-
-
-def test_project_id_is_read_from_the_environment_at_call_time(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    monkeypatch.delenv("GCP_PROJECT", raising=False)
-    assert project_id() is None
-    monkeypatch.setenv("GCP_PROJECT", "old")
-    assert project_id() == "old"
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "new")
-    assert project_id() == "new"
