@@ -102,3 +102,19 @@ def test_load_spec_names_every_bad_argument() -> None:
 def test_load_spec_is_bounded_in_count() -> None:
     spec = load_spec(url="http://127.0.0.1:9/", rate_rps=100.0, duration_s=60.0, max_requests=50)
     assert spec.planned == 50
+
+
+def test_the_slowest_traced_request_points_at_its_trace() -> None:
+    samples = [
+        Sample(0.0, "free", 200, 80.0, served="normal", trace_id="a" * 32),
+        Sample(0.1, "free", 200, 900.0, served="stale", trace_id="b" * 32),
+        Sample(0.2, "free", 0, 10_000.0),  # nothing came back: no trace id to show
+    ]
+    report = summarize(samples, planned=3, duration_s=1.0, elapsed_s=1.0)
+    assert report["slowest"] == {
+        "latency_ms": 900.0,
+        "status": 200,
+        "served": "stale",
+        "trace_id": "b" * 32,
+    }
+    assert summarize(samples[2:], planned=1, duration_s=1.0, elapsed_s=1.0)["slowest"] is None

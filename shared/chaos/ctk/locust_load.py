@@ -76,6 +76,7 @@ def sample_of(at_s: float, plan: str, latency_ms: float, response: Any) -> Sampl
         queue_wait_ms=_float(body.get("queue_wait_ms")),
         retry_after=headers.get("Retry-After") if status == 429 else None,
         degraded_reason=_text(body.get("degraded_reason")),
+        trace_id=headers.get("X-Trace-Id"),
     )
 
 

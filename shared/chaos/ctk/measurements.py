@@ -39,6 +39,8 @@ LOAD_NUMBERS: dict[str, str] = {
     "queue_length_max": "queue_length_max",
     "served_rpm": "served_rpm",
     "offered_rpm": "offered_rpm",
+    "slowest_ms": "slowest.latency_ms",
+    "slowest_trace": "slowest.trace_id",
 }
 COLD_START_NUMBERS: dict[str, str] = {
     "start_s": "start_s",

@@ -36,6 +36,7 @@ class Sample:
     queue_wait_ms: float | None = None
     retry_after: str | None = None  # the Retry-After header of a 429
     degraded_reason: str | None = None
+    trace_id: str | None = None  # the X-Trace-Id header: find its spans with shared.obs.traces
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +78,7 @@ def _plan_report(samples: Sequence[Sample], target_ms: float) -> dict[str, Any]:
             sum(1 for s in answered if s.latency_ms < target_ms), len(samples)
         ),
         "latency_ms": percentiles(s.latency_ms for s in ok),
+        "slowest": _slowest(samples),
         "queue_wait_ms": percentiles(waits),
     }
 
@@ -172,6 +174,7 @@ def summarize(
         "errors": dict(sorted(errors.items())),
         "error_ratio": _ratio(sum(errors.values()), sent),
         "latency_ms": percentiles(s.latency_ms for s in ok),
+        "slowest": _slowest(samples),
         "plans": {
             plan: _plan_report([s for s in samples if s.plan == plan], target_s * 1000.0)
             for plan in plans
@@ -202,6 +205,20 @@ def summarize(
         "target_s": target_s,
         "queue_length_max": max((length for _, length in queue), default=None),
         "timeline": _timeline(samples, duration_s, buckets, queue),
+    }
+
+
+def _slowest(samples: Sequence[Sample]) -> dict[str, Any] | None:
+    """The slowest request with its trace id, so a report points at the trace to read."""
+    traced = [s for s in samples if s.trace_id]
+    if not traced:
+        return None
+    worst = max(traced, key=lambda s: s.latency_ms)
+    return {
+        "latency_ms": round(worst.latency_ms, 1),
+        "status": worst.status,
+        "served": worst.served,
+        "trace_id": worst.trace_id,
     }
 
 

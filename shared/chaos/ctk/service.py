@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -25,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from shared import procs
 from shared.chaos.ctk.errors import InvalidArgument, ServiceFailed
 from shared.chaos.ctk.samples import percentiles
 from shared.chaos.ctk.spec import LOOPBACK_HOSTS
@@ -81,54 +78,32 @@ def with_port(argv: Sequence[str], port: int) -> list[str]:
     return [*out, "--port", str(port)]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise ServiceFailed(f"the fresh instance exited with {proc.returncode}:\n{tail}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.01)
-    raise ServiceFailed(f"the fresh instance did not listen on port {port} within {timeout_s} s")
-
-
 @contextlib.contextmanager
 def _fresh_instance(service: ServiceProcess, port: int, timeout_s: float) -> Iterator[float]:
     """Start a copy of ``service`` on ``port``; yields seconds until it listened; stops it after."""
     env = dict(service.env)
     env["PORT"] = str(port)
-    log = Path(tempfile.mkstemp(prefix="cold-start-", suffix=".log")[1])
-    started = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            with_port(service.argv, port),
-            cwd=service.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_for_port(port, proc, timeout_s, log)
-        yield time.monotonic() - started
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+    argv = with_port(service.argv, port)
+    with tempfile.TemporaryDirectory(prefix="cold-start-") as logs:
+        started = time.monotonic()
         try:
-            proc.wait(5.0)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.unlink(missing_ok=True)
+            # Polled every 10 ms: the start time is what this probe measures.
+            child = procs.launch(
+                "fresh-instance",
+                argv,
+                port=port,
+                log_dir=Path(logs),
+                env=env,
+                cwd=service.cwd,
+                timeout=timeout_s,
+                poll_s=0.01,
+            )
+        except procs.ProcessError as exc:
+            raise ServiceFailed(f"the fresh instance did not start: {exc}") from exc
+        try:
+            yield time.monotonic() - started
+        finally:
+            child.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +180,7 @@ def cold_start(
     if isinstance(questions, str) or not questions:
         raise InvalidArgument("questions must be a non-empty list of strings")
     service = find_service(parts.port)
-    port = _free_port()
+    port = procs.free_port()
     fresh = urlunsplit((parts.scheme, f"127.0.0.1:{port}", parts.path, parts.query, ""))
     answers: list[_Answer] = []
     prewarm_ms = 0.0
