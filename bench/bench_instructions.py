@@ -1,4 +1,6 @@
-"""CPU instructions per request of ``chaos_delay?p=0&d=0``, the hello and the same-response floor.
+"""CPU instructions per request of ``chaos_delay?p=0&d=0``, the hello and the same-response floor,
+with tracing on (``TRACE_SAMPLE_RATE=1``, every span recorded) and off (``TRACE_SAMPLE_RATE=0``:
+the parent-based ratio sampler drops every span, so spans exist but record nothing).
 
 The noise-free companion of ``bench_chaos`` step 1. On a shared VM throughput drifts by tens of
 percent within seconds, so a few percent of overhead hides in the spread of round ratios.
@@ -7,6 +9,10 @@ under valgrind's callgrind, once for ``FEW`` and once for ``MANY`` requests, and
 divided by ``MANY - FEW`` is the cost of one request, start-up excluded. Instructions are not
 time (cache misses and the network stack are left out), but a change that removes work shows
 here exactly, which is what an optimisation needs to see.
+
+Start-up must cost the same in both runs for the difference to cancel it: the first request
+starts OpenTelemetry, whose exporters attach on a background thread, so the measured process
+waits for that thread (``telemetry.start(wait=True)``) before its counted requests.
 
 No target: ``bench_chaos`` holds the throughput target. Skipped when valgrind is not installed
 (``make bench`` installs it). Run: ``python -m bench.bench_instructions``.
@@ -21,19 +27,36 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.catalog import REPO
 
 HELLO = REPO / "bench" / "hello" / "main.py"
+CHAOS_DELAY = REPO / "functions" / "chaos_delay" / "main.py"
 FEW = 200
 MANY = 1200
-SERVERS = (
-    ("hello", HELLO, "hello"),
-    ("floor (same response, no logic)", HELLO, "same_response"),
-    ("chaos_delay", REPO / "functions" / "chaos_delay" / "main.py", "chaos_delay"),
-)
 PATH = "/?p=0&d=0"
+#: Served before the counted requests in every run: first-request set-up (settings, telemetry).
+WARMUP = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """One measured app: a functions-framework target and the environment it runs with."""
+
+    name: str
+    source: Path
+    target: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+SUBJECTS = (
+    Subject("hello", HELLO, "hello"),
+    Subject("floor (same response, no logic)", HELLO, "same_response"),
+    Subject("chaos_delay, tracing on", CHAOS_DELAY, "chaos_delay", {"TRACE_SAMPLE_RATE": "1"}),
+    Subject("chaos_delay, tracing off", CHAOS_DELAY, "chaos_delay", {"TRACE_SAMPLE_RATE": "0"}),
+)
 
 
 def serve_in_process(source: str, target: str, requests: int) -> None:
@@ -48,16 +71,23 @@ def serve_in_process(source: str, target: str, requests: int) -> None:
     def start_response(status: str, headers: object, exc_info: object = None) -> None:
         pass
 
+    def answer(count: int) -> None:
+        for _ in range(count):
+            environ = dict(base)
+            environ["wsgi.input"] = io.BytesIO(b"")
+            for _chunk in app(environ, start_response):
+                pass
+
     # Request log lines go to /dev/null: their write is the kernel's cost, not the function's.
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    for _ in range(requests):
-        environ = dict(base)
-        environ["wsgi.input"] = io.BytesIO(b"")
-        for _chunk in app(environ, start_response):
-            pass
+    answer(WARMUP)
+    telemetry = sys.modules.get("shared.obs.telemetry")
+    if telemetry is not None:  # the app started it: wait until its exporters are attached
+        telemetry.start(target, wait=True)
+    answer(requests)
 
 
-def collected(source: Path, target: str, requests: int) -> int:
+def collected(subject: Subject, requests: int) -> int:
     """Instructions callgrind counted for start-up plus ``requests`` requests."""
     env = {
         k: v
@@ -71,6 +101,7 @@ def collected(source: Path, target: str, requests: int) -> int:
         CHAOS_ENABLED="true",
         CHAOS_AUTH="none",
     )
+    env.update(subject.env)
     argv = [
         "valgrind",
         "--tool=callgrind",
@@ -79,8 +110,8 @@ def collected(source: Path, target: str, requests: int) -> int:
         "-m",
         "bench.bench_instructions",
         "--serve",
-        str(source),
-        target,
+        str(subject.source),
+        subject.target,
         str(requests),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
@@ -90,9 +121,9 @@ def collected(source: Path, target: str, requests: int) -> int:
     return int(match.group(1))
 
 
-def per_request(source: Path, target: str) -> float:
+def per_request(subject: Subject) -> float:
     with ThreadPoolExecutor(max_workers=2) as pool:
-        few, many = pool.map(lambda n: collected(source, target, n), (FEW, MANY))
+        few, many = pool.map(lambda n: collected(subject, n), (FEW, MANY))
     return (many - few) / (MANY - FEW)
 
 
@@ -105,17 +136,17 @@ def main(argv: list[str]) -> int:
         return 0
     print(f"instructions per request of GET {PATH}, in-process WSGI under callgrind")
     print(f"({MANY} minus {FEW} requests; start-up excluded)\n")
-    costs: dict[str, float] = {}
-    for name, source, target in SERVERS:
-        costs[name] = per_request(source, target)
-    hello = costs["hello"]
+    costs = {subject.name: per_request(subject) for subject in SUBJECTS}
+    hello, floor, traced, untraced = (costs[s.name] for s in SUBJECTS)
     for name, cost in costs.items():
         print(f"  {name:<34} {cost / 1000:8.1f}k instructions   hello/this {hello / cost:.3f}")
-    floor = costs[SERVERS[1][0]]
-    chaos = costs["chaos_delay"]
-    print(f"\n  response contract (floor over hello)      +{(floor - hello) / 1000:.1f}k")
-    print(f"  chaos_delay's own work (over the floor)  +{(chaos - floor) / 1000:.1f}k")
-    print(f"  floor/chaos_delay (its work alone)        {floor / chaos:.3f}")
+    print(f"\n  response contract (floor over hello)          +{(floor - hello) / 1000:.1f}k")
+    for label, cost in (("tracing on", traced), ("tracing off", untraced)):
+        print(
+            f"  chaos_delay's own work, {label:<12} (over the floor) +{(cost - floor) / 1000:.1f}k"
+            f"   floor/chaos_delay {floor / cost:.3f}"
+        )
+    print(f"  recording spans (tracing on over off)         +{(traced - untraced) / 1000:.1f}k")
     return 0
 
 
