@@ -8,7 +8,9 @@ Every server runs with the same settings as the local stack and the deploy (one 
    exact response with no logic) in the same run: 20 interleaved one-second rounds each, driven
    by ``wrk`` (pinned apart from the servers) when it is installed, and the median of the
    round-by-round ratios (targets: >= 0.9x the floor, what chaos_delay's own work may cost, and
-   >= 0.85x the hello, what the whole function may cost);
+   >= 0.85x the hello, what the whole function may cost), with tracing on (``TRACE_SAMPLE_RATE=1``,
+   the local default); the same chaos_delay with tracing off (``TRACE_SAMPLE_RATE=0``) runs in
+   the same rounds, so the cost of recording spans is read against the same run's baseline;
 2. one instance holding 64 concurrent ``d=300`` requests (target: every drawn delay within
    [d, 2d], every measured wait within [d, 2d + 20 ms], and p99 of client latency minus the
    reported wait <= 20 ms), next to a bare sleeping function on the same server as the floor;
@@ -332,20 +334,30 @@ def bench_throughput(group: procs.ProcessGroup, report: Report) -> None:
     load = Load.detect()
     print(f"\n[1] throughput: chaos_delay?p=0&d=0 vs bare hello ({load.describe()})", flush=True)
     print("  floor: a bare function answering chaos_delay's exact response, with no logic")
-    env = server_env()
     path = "/?p=0&d=0"
+    traced = server_env({"TRACE_SAMPLE_RATE": "1"})
     servers = (
-        ("hello", HELLO, "hello"),
+        ("hello", HELLO, "hello", traced),
         # chaos_delay's exact response from a function with no logic: separates what the response
         # contract costs the framework from what chaos_delay's own work costs.
-        ("floor", HELLO, "same_response"),
-        ("chaos_delay", entry("chaos_delay"), "chaos_delay"),
+        ("floor", HELLO, "same_response", traced),
+        # Tracing on (every span recorded, the local default) holds the targets; tracing off
+        # (ratio 0: spans are made but record nothing) shows what recording costs.
+        ("chaos_delay", entry("chaos_delay"), "chaos_delay", traced),
+        (
+            "chaos_delay, tracing off",
+            entry("chaos_delay"),
+            "chaos_delay",
+            server_env({"TRACE_SAMPLE_RATE": "0"}),
+        ),
     )
-    results: dict[str, list[LoadResult]] = {name: [] for name, _, _ in servers}
+    results: dict[str, list[LoadResult]] = {name: [] for name, *_ in servers}
     with contextlib.ExitStack() as stack:
         ports = {
-            name: stack.enter_context(serving(group, target, source, target, env, load.server_argv))
-            for name, source, target in servers
+            name: stack.enter_context(
+                serving(group, re.sub(r"\W+", "-", name), source, target, env, load.server_argv)
+            )
+            for name, source, target, env in servers
         }
         for port in ports.values():  # warm up: imports, first-request work
             load.run(port, path, THROUGHPUT_WARMUP_S)
@@ -365,8 +377,11 @@ def bench_throughput(group: procs.ProcessGroup, report: Report) -> None:
             "0 errors",
             errs == 0,
         )
-    hello, floor, chaos = (results[name] for name, _, _ in servers)
+    hello, floor, chaos, untraced = (results[name] for name, *_ in servers)
     report.add("floor / hello (what the response costs)", _ratio_text(round_ratios(floor, hello)))
+    report.add("chaos_delay tracing off / floor", _ratio_text(round_ratios(untraced, floor)))
+    report.add("chaos_delay tracing off / hello", _ratio_text(round_ratios(untraced, hello)))
+    report.add("tracing on / off (recording spans)", _ratio_text(round_ratios(chaos, untraced)))
     for name, ratios, target in (
         (
             "chaos_delay / floor (what its work costs)",
