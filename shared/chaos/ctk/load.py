@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared import procs
 from shared.chaos.ctk.errors import InvalidArgument, LoadFailed
 from shared.chaos.ctk.spec import LoadSpec, load_spec
 
@@ -35,7 +35,7 @@ _STARTUP_S = 30.0
 @dataclass(slots=True)
 class _Running:
     spec: LoadSpec
-    proc: subprocess.Popen[bytes]
+    child: procs.Child
     folder: Path
 
     @property
@@ -87,30 +87,20 @@ def _start(spec: LoadSpec) -> _Running:
         str(folder / "spec.json"),
         str(folder / "report.json"),
     ]
-    # Its own process group: stopped by that group, never by name; stderr (progress) is ours.
-    proc = subprocess.Popen(
-        argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    return _Running(spec, proc, folder)
+    # No log folder: its progress lines reach the terminal of whoever runs the experiment.
+    child = procs.spawn(f"load-{spec.label}", argv, port=None, log_dir=None, env=env, cwd=REPO)
+    return _Running(spec, child, folder)
 
 
 def _stop(running: _Running) -> None:
-    if running.proc.poll() is None:
-        try:
-            os.killpg(running.proc.pid, signal.SIGTERM)
-            running.proc.wait(5.0)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(running.proc.pid, signal.SIGKILL)
-            running.proc.wait()
+    running.child.stop(grace=5.0)
 
 
 def _collect(running: _Running) -> dict[str, Any]:
     """Wait (bounded) for the load process and return its report."""
     limit = running.spec.duration_s + running.spec.timeout_s + _STARTUP_S
     try:
-        code = running.proc.wait(limit)
+        code = running.child.proc.wait(limit)
     except subprocess.TimeoutExpired:
         _stop(running)
         raise LoadFailed(
@@ -165,12 +155,12 @@ def start_load(
     """Start a load named ``name`` in the background and return at once (an action)."""
     spec = _spec(url, rate_rpm, duration_s, load_factor, name, options)
     with _lock:
-        if name in _running and _running[name].proc.poll() is None:
+        if name in _running and _running[name].child.alive():
             raise InvalidArgument(f"a load named {name!r} is already running")
         running = _running[name] = _start(spec)
     return {
         "name": name,
-        "pid": running.proc.pid,
+        "pid": running.child.pid,
         "rate_rps": spec.rate_rps,
         "planned": spec.planned,
     }
@@ -182,7 +172,7 @@ def stop_load(name: str) -> dict[str, Any]:
         running = _running.pop(name, None)
     if running is None:
         return {"name": name, "stopped": False}
-    was_running = running.proc.poll() is None
+    was_running = running.child.alive()
     _stop(running)
     return {"name": name, "stopped": was_running}
 
