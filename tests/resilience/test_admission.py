@@ -6,7 +6,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,18 +15,6 @@ from shared.resilience import events
 from shared.resilience.admission import PriorityAdmission, Ticket
 from shared.resilience.clock import FakeClock
 from shared.resilience.errors import AdmissionRejected, ConfigError
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def recorder() -> Iterator[events.Recorder]:
-    rec = events.Recorder()
-    with events.use_hooks(rec, events.METRICS):
-        yield rec
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

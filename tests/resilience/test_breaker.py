@@ -43,11 +43,6 @@ def _fresh_registry() -> Iterator[None]:
     reset_breakers()
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def seed_circuit(clock: FakeClock, **options: Any) -> Circuit:
     """The seed's ``new Circuit(4, 8000)``."""
     return Circuit(4, 8.0, name=options.pop("name", "dep"), clock=clock, **options)

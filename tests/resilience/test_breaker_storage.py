@@ -39,11 +39,6 @@ def make_storage(request: pytest.FixtureRequest, unique: str) -> StorageFactory:
     return redis_factory(client, f"test:{unique}")
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def circuit_on(make_storage: StorageFactory, clock: FakeClock, **options: Any) -> Circuit:
     name = options.pop("name", "dep")
     return Circuit(4, 8.0, name=name, storage=make_storage(name), clock=clock, **options)

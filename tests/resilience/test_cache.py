@@ -28,18 +28,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def recorder() -> Iterator[events.Recorder]:
-    rec = events.Recorder()
-    with events.use_hooks(rec, events.METRICS):
-        yield rec
-
-
-@pytest.fixture
 def default_cache() -> Iterator[TTLCache]:
     c = cache.default_cache()
     c.clear()

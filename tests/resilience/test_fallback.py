@@ -127,11 +127,6 @@ class Breakers:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def breakers(clock: FakeClock) -> Breakers:
     return Breakers(clock)
 

@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from bisect import bisect_left
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -48,13 +47,6 @@ def storage(request: pytest.FixtureRequest) -> LimiterStorage:
         return RedisLimiterStorage(dead_client(), retry_interval=3600)
     client = request.getfixturevalue("redis_client")
     return RedisLimiterStorage(client, on_failure="raise")
-
-
-@pytest.fixture
-def recorder() -> Iterator[events.Recorder]:
-    rec = events.Recorder()
-    with events.use_hooks(rec, events.METRICS):
-        yield rec
 
 
 class RecordingStorage:
