@@ -25,7 +25,7 @@ from shared.chaos.errors import (
 )
 from shared.chaos.runtime import Runtime
 from shared.obs import json_error
-from shared.obs.trace import current_trace
+from shared.obs.telemetry import current_span_ids
 from shared.settings import SettingsError
 
 Reply: TypeAlias = ResponseReturnValue
@@ -55,8 +55,9 @@ def error_response(exc: ChaosError) -> Reply:
 
 def trace_id() -> str:
     """The current request's trace id ('' outside ``@observed``)."""
-    trace = current_trace()
-    return trace.trace_id if trace is not None else ""
+    # The span's own ids, formatted once: a TraceContext would re-validate what the SDK made.
+    ids = current_span_ids()
+    return ids[0] if ids is not None else ""
 
 
 def request_values(request: flask.Request, *, with_body: bool) -> dict[str, object]:
