@@ -10,13 +10,13 @@ errors stay ``requests`` exceptions. Each provider creates its ``requests.Sessio
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 import requests
 
 from shared.resilience.llm import ModelSpec
+from shared.resilience.sessions import LazySession
 from shared.resilience.transient import HttpStatusError, TransientError, parse_retry_after
 
 __all__ = [
@@ -54,27 +54,16 @@ class HttpProvider:
     api: str = "http"
 
     def __init__(self, session_factory: Callable[[], requests.Session] = requests.Session) -> None:
-        self._session_factory = session_factory
-        self._session: requests.Session | None = None
-        self._lock = threading.Lock()
+        self._sessions = LazySession(session_factory)
 
     @property
     def session(self) -> requests.Session:
         """The provider's session, created on first use."""
-        session = self._session
-        if session is None:
-            with self._lock:
-                if self._session is None:
-                    self._session = self._session_factory()
-                session = self._session
-        return session
+        return self._sessions.get()
 
     def close(self) -> None:
         """Close the session (if any); the next call creates a new one."""
-        with self._lock:
-            session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self._sessions.close()
 
     def post(self, spec: ModelSpec, url: str, headers: dict[str, str], body: Any) -> Any:
         """POST ``body`` as JSON; the decoded 2xx body, or the mapped exception."""
