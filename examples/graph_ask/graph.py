@@ -15,8 +15,8 @@ from typing import Any, Final
 
 import requests
 
-from examples.graph_ask.sessions import LazySession
 from shared.obs import current_trace
+from shared.resilience.sessions import LazySession
 from shared.resilience.transient import HttpStatusError, TransientError, parse_retry_after
 
 #: The one statement graph_ask runs: facts whose topic is named in the question.

@@ -15,9 +15,9 @@ from typing import Any
 
 import requests
 
-from examples.graph_ask.sessions import LazySession
 from shared.obs import current_trace
 from shared.resilience.retries import retry
+from shared.resilience.sessions import LazySession
 from shared.resilience.transient import HttpStatusError, parse_retry_after
 
 #: The insights delivery SLI: config/slos.yaml reads it from Cloud Monitoring as
