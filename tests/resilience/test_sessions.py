@@ -7,22 +7,11 @@ import threading
 import requests
 
 from shared.resilience.sessions import POOL_SIZE, LazySession, pooled_session
-
-
-class Counting:
-    """A session factory that remembers every session it made."""
-
-    def __init__(self) -> None:
-        self.made: list[requests.Session] = []
-
-    def __call__(self) -> requests.Session:
-        session = requests.Session()
-        self.made.append(session)
-        return session
+from tests.resilience.test_llm_providers import CountingSessions
 
 
 def test_no_session_is_made_before_first_use_and_one_for_all_threads() -> None:
-    factory = Counting()
+    factory = CountingSessions()
     lazy = LazySession(factory)
     assert factory.made == []
     seen: list[requests.Session] = []
@@ -36,7 +25,7 @@ def test_no_session_is_made_before_first_use_and_one_for_all_threads() -> None:
 
 
 def test_close_makes_the_next_use_make_a_new_session() -> None:
-    factory = Counting()
+    factory = CountingSessions()
     lazy = LazySession(factory)
     first = lazy.get()
     lazy.close()
