@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeVar
+
+from shared.lazy import Memo
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -60,8 +61,14 @@ class Contention(FirestoreError):
     """A transaction kept losing to concurrent writers until its attempts ran out (retryable)."""
 
 
-_clients: dict[tuple[str | None, str | None], Any] = {}
-_clients_lock = threading.Lock()
+def _make_client(key: tuple[str | None, str | None]) -> Any:
+    with guarded("firestore.client"):
+        from google.cloud import firestore
+
+        return firestore.Client(project=key[0])
+
+
+_clients: Memo[tuple[str | None, str | None], Any] = Memo(_make_client)
 
 
 def client(project: str | None = None) -> Any:
@@ -70,25 +77,12 @@ def client(project: str | None = None) -> Any:
     Created on first use, never at import; one per project and emulator host, shared by threads
     (the client is thread-safe). ``FIRESTORE_EMULATOR_HOST`` is honoured by the library.
     """
-    key = (project, os.environ.get("FIRESTORE_EMULATOR_HOST"))
-    found = _clients.get(key)
-    if found is not None:
-        return found
-    with _clients_lock:
-        found = _clients.get(key)
-        if found is None:
-            with guarded("firestore.client"):
-                from google.cloud import firestore
-
-                found = firestore.Client(project=project)
-            _clients[key] = found
-        return found
+    return _clients((project, os.environ.get("FIRESTORE_EMULATOR_HOST")))
 
 
 def reset_clients() -> None:
     """Forget every client (tests switch emulators between cases)."""
-    with _clients_lock:
-        _clients.clear()
+    _clients.clear()
 
 
 def bounded(timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:

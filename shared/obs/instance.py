@@ -8,10 +8,10 @@ it (tests call it through :func:`shared.obs.testing.reset`).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.lazy import Memo
 from shared.obs.logging import setup_logging
 from shared.obs.sampling import RequestLogSampler, SamplingConfig, sampling_from_env
 from shared.obs.sink_factory import (
@@ -61,23 +61,16 @@ class Instance:
     server_kind: Any
 
 
-_lock = threading.Lock()
-_instances: dict[str, Instance] = {}
+def _set_up(function: str) -> Instance:
+    """Set ``function`` up in this instance: logging, the request sink, its instruments."""
+    settings = request_settings()
+    setup_logging(function=function)
+    install_configured_sink(settings.sink)
+    return Instance(RequestLogSampler(), *_instruments(function))
 
 
-def instance(function: str) -> Instance:
-    """The state of ``function`` in this instance, set up on its first request."""
-    found = _instances.get(function)
-    if found is not None:
-        return found
-    with _lock:
-        found = _instances.get(function)
-        if found is None:
-            settings = request_settings()
-            setup_logging(function=function)
-            install_configured_sink(settings.sink)
-            found = _instances[function] = Instance(RequestLogSampler(), *_instruments(function))
-        return found
+#: ``instance(function)``: the state of ``function`` in this instance, set up on its first request.
+instance: Memo[str, Instance] = Memo(_set_up)
 
 
 def _instruments(function: str) -> tuple[Tracer, Histogram, Any]:
@@ -98,5 +91,4 @@ def _instruments(function: str) -> tuple[Tracer, Histogram, Any]:
 
 def reset_instances() -> None:
     """Forget every function's set-up, so the next request sets it up again."""
-    with _lock:
-        _instances.clear()
+    instance.clear()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from shared.lazy import Memo
 from shared.resilience.retries import retry
 from shared.settings import Env
 
@@ -265,8 +266,8 @@ class SqliteRequestSink:
             logger.warning("could not store request record in %s: %s", self.store.path, exc)
 
 
-_sinks: dict[str, SqliteRequestSink] = {}
-_sinks_lock = threading.Lock()
+#: One sink per database path per process.
+_sinks: Memo[str, SqliteRequestSink] = Memo(lambda path: SqliteRequestSink(LocalStore(path)))
 
 
 def sink_from_env(environ: Mapping[str, str] | None = None) -> SqliteRequestSink | None:
@@ -274,11 +275,7 @@ def sink_from_env(environ: Mapping[str, str] | None = None) -> SqliteRequestSink
     path = Env(environ).text("LOCAL_METRICS_DB")
     if not path:
         return None
-    with _sinks_lock:
-        sink = _sinks.get(path)
-        if sink is None:
-            sink = _sinks[path] = SqliteRequestSink(LocalStore(path))
-        return sink
+    return _sinks(path)
 
 
 def batch_writer_from_env() -> Callable[[Sequence[RequestRecordLike]], None] | None:
