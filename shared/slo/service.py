@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.lazy import Memo
 from shared.resilience.clock import SYSTEM_CLOCK, Clock
 from shared.settings import SettingsError
 from shared.slo.errors import ConfigInvalid, RecordError, SloError, SourceError
@@ -75,22 +76,17 @@ def build_monitor(
     from shared.slo.secrets import webhook_url_source
 
     config = load_config(settings.config_path)
-    backends: dict[str, Backend] = {}
-    backends_lock = threading.Lock()
 
-    def backend_for(name: str) -> Backend:
-        with backends_lock:
-            backend = backends.get(name)
-            if backend is None:
-                try:
-                    backend = backends[name] = open_backend(config.backends[name], settings)
-                except SloError:
-                    raise
-                except Exception as exc:  # e.g. no credentials: reported per SLO, not a crash
-                    raise SourceError(
-                        f"backend {name} unavailable: {exc}", transient=False
-                    ) from exc
-            return backend
+    def open_named(name: str) -> Backend:
+        try:
+            return open_backend(config.backends[name], settings)
+        except SloError:
+            raise
+        except Exception as exc:  # e.g. no credentials: reported per SLO, not a crash
+            raise SourceError(f"backend {name} unavailable: {exc}", transient=False) from exc
+
+    # Each backend opened by the first SLO that reads it; a failed open is tried again next time.
+    backend_for: Memo[str, Backend] = Memo(open_named)
 
     if firestore_client is None:
         from shared.gcp import firestore as fs
