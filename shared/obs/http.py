@@ -174,8 +174,8 @@ def _parent_context(environ: dict[str, object]) -> Context | None:
 
 
 def _finish_span(span: Span, status: int, injected: bool, cohort: str) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
+    if not span.is_recording():  # an unsampled span keeps nothing (OpenTelemetry's own idiom)
+        return
     span.set_attribute("http.response.status_code", status)
     if injected:
         span.set_attribute("chaos.injected", True)
@@ -183,6 +183,8 @@ def _finish_span(span: Span, status: int, injected: bool, cohort: str) -> None:
         span.set_attribute("rollout.cohort", cohort)
     # Server spans: a 5xx is an error of ours; a 4xx is the caller's (semantic conventions).
     if status >= 500:
+        from opentelemetry.trace import Status, StatusCode
+
         span.set_status(Status(StatusCode.ERROR, "injected" if injected else f"HTTP {status}"))
 
 
