@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from shared.lazy import Memo
 from shared.obs import current_trace
 from shared.resilience.retries import retry
 from shared.resilience.sessions import LazySession
@@ -23,22 +24,22 @@ from shared.resilience.transient import HttpStatusError, parse_retry_after
 #: The insights delivery SLI: config/slos.yaml reads it from Cloud Monitoring as
 #: ``workload.googleapis.com/insights/deliveries`` (the exporter's prefix + this name).
 DELIVERIES_METRIC = "insights/deliveries"
-_counter: Any = None
-_counter_lock = threading.Lock()
+
+
+def _make_counter(metric: str) -> Any:
+    from shared.obs import telemetry
+
+    return telemetry.meter("examples.graph_ask").create_counter(
+        metric, unit="1", description="Insight deliveries by outcome"
+    )
+
+
+_counters: Memo[str, Any] = Memo(_make_counter)
 
 
 def _deliveries() -> Any:
     """The deliveries counter (attribute ``outcome``: delivered | failed), made on first use."""
-    global _counter
-    if _counter is None:
-        with _counter_lock:
-            if _counter is None:
-                from shared.obs import telemetry
-
-                _counter = telemetry.meter("examples.graph_ask").create_counter(
-                    DELIVERIES_METRIC, unit="1", description="Insight deliveries by outcome"
-                )
-    return _counter
+    return _counters(DELIVERIES_METRIC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ def settings() -> TelemetrySettings:
         # Cloud Monitoring accepts a point per series at most every 5 s; 60 s keeps cost low.
         metric_interval_s=env.number("TELEMETRY_METRIC_INTERVAL_S", 60.0, low=5.0, high=3600.0),
         file=file,
-        project_id=env.text("GOOGLE_CLOUD_PROJECT") or env.text("GCP_PROJECT"),
+        project_id=env.project(),
         deployed=deployed,
     )
     if exporter == "file" and not file:

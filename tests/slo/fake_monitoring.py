@@ -4,7 +4,8 @@ It holds raw points per filter string and answers ``ListTimeSeries`` the way Mon
 the aggregation the SLO monitor uses (``ALIGN_DELTA`` per series, ``REDUCE_SUM`` across series,
 alignment periods ending at the interval's end, points in ``(start, end]``, newest first), so
 tests check both the requests sent and the evaluation of what comes back. Every request is
-recorded; failures can be scripted.
+recorded; failures can be scripted. It also accepts the writes of OpenTelemetry's Cloud Monitoring
+exporter (``CreateMetricDescriptor``, ``CreateTimeSeries``) and keeps them.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.api import metric_pb2
 from google.cloud import monitoring_v3
 from google.cloud.monitoring_v3.services.metric_service.transports import (
     MetricServiceGrpcTransport,
 )
+from google.protobuf import empty_pb2
 
 SERVICE = "google.monitoring.v3.MetricService"
 #: The bucket layout of ``cloudfunctions.googleapis.com/function/execution_times`` (ns).
@@ -44,6 +47,8 @@ class FakeMetricService:
 
     def __init__(self) -> None:
         self.requests: list[monitoring_v3.ListTimeSeriesRequest] = []
+        self.series: list[monitoring_v3.TimeSeries] = []
+        self.descriptors: list[metric_pb2.MetricDescriptor] = []
         self._series: dict[str, _Series] = {}
         self._lock = threading.Lock()
         self._failures: list[grpc.StatusCode] = []
@@ -91,7 +96,18 @@ class FakeMetricService:
                     self._list_time_series,
                     request_deserializer=monitoring_v3.ListTimeSeriesRequest.deserialize,
                     response_serializer=monitoring_v3.ListTimeSeriesResponse.serialize,
-                )
+                ),
+                # What OpenTelemetry's Cloud Monitoring exporter writes (tests/telemetry).
+                "CreateMetricDescriptor": grpc.unary_unary_rpc_method_handler(
+                    self._create_descriptor,
+                    request_deserializer=monitoring_v3.CreateMetricDescriptorRequest.deserialize,
+                    response_serializer=metric_pb2.MetricDescriptor.SerializeToString,
+                ),
+                "CreateTimeSeries": grpc.unary_unary_rpc_method_handler(
+                    self._create_time_series,
+                    request_deserializer=monitoring_v3.CreateTimeSeriesRequest.deserialize,
+                    response_serializer=empty_pb2.Empty.SerializeToString,
+                ),
             },
         )
         server.add_generic_rpc_handlers((handler,))
@@ -110,6 +126,26 @@ class FakeMetricService:
         return monitoring_v3.MetricServiceClient(
             transport=MetricServiceGrpcTransport(channel=channel)
         )
+
+    def series_of(self, metric_type: str) -> list[monitoring_v3.TimeSeries]:
+        """The time series written so far whose metric type is ``metric_type``."""
+        with self._lock:
+            return [s for s in self.series if s.metric.type == metric_type]
+
+    def _create_descriptor(
+        self, request: monitoring_v3.CreateMetricDescriptorRequest, context: grpc.ServicerContext
+    ) -> metric_pb2.MetricDescriptor:
+        descriptor = monitoring_v3.CreateMetricDescriptorRequest.pb(request).metric_descriptor
+        with self._lock:
+            self.descriptors.append(descriptor)
+        return descriptor
+
+    def _create_time_series(
+        self, request: monitoring_v3.CreateTimeSeriesRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
+        with self._lock:
+            self.series.extend(request.time_series)
+        return empty_pb2.Empty()
 
     def _list_time_series(
         self, request: monitoring_v3.ListTimeSeriesRequest, context: grpc.ServicerContext

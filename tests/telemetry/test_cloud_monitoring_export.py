@@ -12,18 +12,18 @@ from opentelemetry.sdk.resources import Resource
 
 from shared.resilience import events
 from shared.resilience.telemetry import TelemetryHook
-from tests.telemetry.fake_metric_writes import FakeMetricWrites
+from tests.slo.fake_monitoring import FakeMetricService
 
 
 @pytest.fixture
-def monitoring() -> Iterator[FakeMetricWrites]:
-    fake = FakeMetricWrites().start()
+def monitoring() -> Iterator[FakeMetricService]:
+    fake = FakeMetricService().start()
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def provider(monitoring: FakeMetricWrites) -> Iterator[MeterProvider]:
+def provider(monitoring: FakeMetricService) -> Iterator[MeterProvider]:
     exporter = CloudMonitoringMetricsExporter(project_id="demo-proj", client=monitoring.client())
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     meter_provider = MeterProvider(
@@ -34,7 +34,7 @@ def provider(monitoring: FakeMetricWrites) -> Iterator[MeterProvider]:
 
 
 def test_counters_and_histograms_reach_monitoring_as_workload_metrics(
-    monitoring: FakeMetricWrites, provider: MeterProvider
+    monitoring: FakeMetricService, provider: MeterProvider
 ) -> None:
     meter = provider.get_meter("tests")
     deliveries = meter.create_counter("insights/deliveries")
@@ -61,7 +61,7 @@ def test_counters_and_histograms_reach_monitoring_as_workload_metrics(
 
 
 def test_the_resilience_instruments_export_through_the_same_path(
-    monitoring: FakeMetricWrites, provider: MeterProvider, monkeypatch: pytest.MonkeyPatch
+    monitoring: FakeMetricService, provider: MeterProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shared.obs import telemetry
     from shared.resilience import telemetry as resilience_telemetry
