@@ -94,6 +94,21 @@ class CircuitState(pybreaker.CircuitBreakerState):
     #: Half-open probes running (this instance).
     probes: int = 0
 
+    def __init__(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        prev_state: pybreaker.CircuitBreakerState | None = None,
+        notify: bool = False,
+    ) -> None:
+        self.machine = _machine(cb)
+        self.set_up()
+        # Next in the MRO is pybreaker's closed/open/half-open state (not the base class, whose
+        # signature mypy sees); it notifies the listener, so the set-up above comes first.
+        super().__init__(cb, prev_state, notify)  # type: ignore[call-arg, arg-type]
+
+    def set_up(self) -> None:
+        """This period's bookkeeping, made before pybreaker announces the state."""
+
     def admit(self, snapshot: Snapshot) -> Ticket | None:
         """A ticket, or None to read the storage again; raises :class:`Refused`."""
         raise NotImplementedError
@@ -109,17 +124,10 @@ class CircuitState(pybreaker.CircuitBreakerState):
 class ClosedState(CircuitState, pybreaker.CircuitClosedState):
     """Admits every call; opens on ``fail_max`` consecutive failures or a rate threshold."""
 
-    def __init__(
-        self,
-        cb: pybreaker.CircuitBreaker,
-        prev_state: pybreaker.CircuitBreakerState | None = None,
-        notify: bool = False,
-    ) -> None:
-        self.machine = machine = _machine(cb)
+    def set_up(self) -> None:
         self.ticket = Ticket(self)
-        config = machine.config
+        config = self.machine.config
         self.window = SlidingWindow(config.window_size) if config.counts_rates else None
-        super().__init__(cb, prev_state, notify)  # notifies the listener: set up before
 
     def admit(self, snapshot: Snapshot) -> Ticket | None:
         return self.ticket
@@ -149,15 +157,6 @@ class ClosedState(CircuitState, pybreaker.CircuitClosedState):
 class OpenState(CircuitState, pybreaker.CircuitOpenState):
     """Refuses calls until ``reset_timeout`` is over; then the first caller moves it half-open."""
 
-    def __init__(
-        self,
-        cb: pybreaker.CircuitBreaker,
-        prev_state: pybreaker.CircuitBreakerState | None = None,
-        notify: bool = False,
-    ) -> None:
-        self.machine = _machine(cb)
-        super().__init__(cb, prev_state, notify)
-
     def admit(self, snapshot: Snapshot) -> Ticket | None:
         machine = self.machine
         _, opened_at, _ = snapshot
@@ -173,16 +172,6 @@ class OpenState(CircuitState, pybreaker.CircuitOpenState):
 
 class HalfOpenState(CircuitState, pybreaker.CircuitHalfOpenState):
     """Admits ``half_open_max_calls`` probes at once; they close or re-open the circuit."""
-
-    def __init__(
-        self,
-        cb: pybreaker.CircuitBreaker,
-        prev_state: pybreaker.CircuitBreakerState | None = None,
-        notify: bool = False,
-    ) -> None:
-        self.machine = _machine(cb)
-        self.probes = 0
-        super().__init__(cb, prev_state, notify)
 
     def admit(self, snapshot: Snapshot) -> Ticket | None:
         config = self.machine.config
