@@ -34,10 +34,10 @@ ALWAYS = ("functions-framework",)
 #: What a bundle carries from a package directory.
 SHIPPED_SUFFIXES = frozenset({".py", ".pyi", ".typed", ".yaml", ".yml", ".json", ".txt"})
 SKIPPED_DIRS = frozenset({"__pycache__", "tests", "test", ".mypy_cache", ".pytest_cache"})
-#: Subpackages the operator's tools run (the Chaos Toolkit extension under ``chaos run``, run
-#: reports), never a deployed function: not shipped, so their dependencies need no runtime pin.
+#: Subpackages the operator's tools run (the Chaos Toolkit extension under ``chaos run``), never a
+#: deployed function: not shipped, so their dependencies need no runtime pin.
 #: A shipped module that imports one is an error rather than a function failing at run time.
-TOOLING = ("shared.chaos.ctk", "shared.chaos.report")
+TOOLING = ("shared.chaos.ctk",)
 _REQ_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)\s*(?:#.*)?$")
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
