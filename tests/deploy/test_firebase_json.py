@@ -17,7 +17,6 @@ from scripts import catalog, deploy
 from scripts.catalog import REPO
 
 FIREBASE_TOOLS = REPO / "node_modules/firebase-tools"
-SCHEMA = FIREBASE_TOOLS / "schema/firebase-config.json"
 
 
 def firebase_tools_file(rel: str) -> str:
