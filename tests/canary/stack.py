@@ -30,7 +30,6 @@ from tests.ctk.stack import clean_env, warm_up
 
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT = "ask-model"
-MODELS = ("primary-llm", "candidate-llm", "fallback-llm")
 
 
 @dataclass
