@@ -1,10 +1,10 @@
 """SLO monitoring: SLOs as YAML, SLIs from Cloud Monitoring or a local store, burn-rate alerts.
 
 The pure core (configuration, evaluation, burn rates) is re-exported here, loaded on first
-access: ``shared.obs`` imports :mod:`shared.slo.local_store` in every local function, and
-``python -m shared.slo.config`` must not find its module already imported. Recording
-(Firestore), alerting (Slack) and the run pipeline are :mod:`shared.slo.recording`,
-:mod:`shared.slo.alerting` and :mod:`shared.slo.monitor`.
+access: the local stack's request sink (``REQUEST_SINK``) imports :mod:`shared.slo.local_store`
+in every local function, and ``python -m shared.slo.config`` must not find its module already
+imported. Recording (Firestore), alerting (Slack) and the run pipeline are
+:mod:`shared.slo.recording`, :mod:`shared.slo.alerting` and :mod:`shared.slo.monitor`.
 """
 
 from __future__ import annotations
