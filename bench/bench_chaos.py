@@ -276,15 +276,15 @@ class Load:
             return cls(wrk, None, None)
         return cls(wrk, str(cpus[0]), ",".join(str(c) for c in cpus[1:]))
 
-    def describe(self) -> str:
+    def describe(self, connections: int = THROUGHPUT_CLIENTS) -> str:
         if self.wrk is None:
-            return f"Python client, {THROUGHPUT_CLIENTS} keep-alive connections (wrk not installed)"
+            return f"Python client, {connections} keep-alive connections (wrk not installed)"
         pinning = (
             f"; server on CPU {self.server_cpus}, wrk on CPU {self.client_cpus}"
             if self.server_cpus
             else ""
         )
-        return f"wrk -t1 -c{THROUGHPUT_CLIENTS}{pinning}"
+        return f"wrk -t1 -c{connections}{pinning}"
 
     def server_argv(self, argv: list[str]) -> list[str]:
         return ["taskset", "-c", self.server_cpus, *argv] if self.server_cpus else argv
@@ -292,19 +292,26 @@ class Load:
     def run(self, port: int, path: str, seconds: float) -> LoadResult:
         if self.wrk is None:
             return closed_loop(port, path, THROUGHPUT_CLIENTS, seconds)
-        argv = [self.wrk, "-t1", f"-c{THROUGHPUT_CLIENTS}", f"-d{seconds:g}s", "--latency"]
+        return parse_wrk(self.wrk_output(port, path, seconds, THROUGHPUT_CLIENTS))
+
+    def wrk_output(
+        self, port: int, path: str, seconds: float, connections: int, *extra: str
+    ) -> str:
+        """wrk's report of ``connections`` keep-alive connections on ``path`` for ``seconds``."""
+        assert self.wrk is not None
+        argv = [self.wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", *extra]
         if self.client_cpus:
             argv = ["taskset", "-c", self.client_cpus, *argv]
         done = subprocess.run(
             [*argv, f"http://{HOST}:{port}{path}"],
             capture_output=True,
             text=True,
-            timeout=seconds + 30,
+            timeout=seconds + 60,
             check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[:300]}")
-        return parse_wrk(done.stdout)
+        return done.stdout
 
 
 def _summary(results: list[LoadResult]) -> tuple[float, float, float, int]:

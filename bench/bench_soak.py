@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-import subprocess
 import tempfile
 import threading
 import time
@@ -97,21 +96,10 @@ def soak(load: Load, port: int, path: str, seconds: float) -> Soak:
             percentile(lat, 99),
             max(lat),
         )
-    argv = [load.wrk, "-t1", f"-c{CONCURRENCY}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
-    if load.client_cpus:
-        argv = ["taskset", "-c", load.client_cpus, *argv]
-    done = subprocess.run(
-        [*argv, f"http://{HOST}:{port}{path}"],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[:300]}")
-    parsed = parse_wrk(done.stdout)
+    output = load.wrk_output(port, path, seconds, CONCURRENCY, "--timeout", "5s")
+    parsed = parse_wrk(output)
     p50, p99 = parsed.reported or (float("nan"), float("nan"))
-    return Soak(parsed.requests, parsed.errors, parsed.seconds, p50, p99, wrk_max_ms(done.stdout))
+    return Soak(parsed.requests, parsed.errors, parsed.seconds, p50, p99, wrk_max_ms(output))
 
 
 def stored_records(db: Path, function: str) -> int:
@@ -179,7 +167,7 @@ def bench_soak(group: procs.ProcessGroup, report: Report, state: Path) -> None:
     print(
         f"\nsoak: {CONCURRENCY} connections on d={DELAY_MS} (the thread limit), "
         f"{seconds:g} s chaos_delay with the local SQLite store, {floor_seconds:g} s bare floor "
-        f"({load.describe().replace('-c16', f'-c{CONCURRENCY}')})",
+        f"({load.describe(CONCURRENCY)})",
         flush=True,
     )
     with serving(group, "sleep", HELLO, "sleep", server_env(), load.server_argv) as port:
