@@ -19,6 +19,7 @@ the library in the project, pinned by ``tests/gcp/test_firestore_adapter.py``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 #: Default bound on one store operation (retries included), seconds.
 DEFAULT_TIMEOUT_S: Final = 10.0
@@ -185,6 +188,11 @@ def _bounded_transaction_class() -> type[Any]:
                     retry=None,
                     timeout=max(0.5, min(2.0, self._deadline - time.monotonic())),
                 )
+            except api_exceptions.GoogleAPIError as exc:
+                # The library rolls back while handling the error that ended the transaction;
+                # raising here would report the rollback ("Can't swap from CLOSED to ACTIVE"
+                # once the server has closed it) instead of that error.
+                logger.debug("firestore rollback of %r failed: %s", self._id, exc)
             finally:
                 self._clean_up()
 

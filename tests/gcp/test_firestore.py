@@ -56,6 +56,31 @@ def test_callers_exceptions_pass_through_and_nothing_is_written(firestore_env: s
     assert not ref.get(**fs.bounded(5)).exists
 
 
+def test_a_failed_rollback_does_not_hide_the_error_that_ended_the_transaction(
+    firestore_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the server has closed a transaction (a lock wait past the deadline, seen in CI), the
+    rollback the library then makes fails too: the caller must still see the first error."""
+    from google.api_core import exceptions as api_exceptions
+
+    db = fs.client()
+    ref = db.collection("counters").document("c")
+
+    def refuse_rollback(**_: Any) -> None:
+        raise api_exceptions.InternalServerError("Can't swap from CLOSED to ACTIVE.")
+
+    class Refused(Exception):
+        pass
+
+    def fail(txn: Any) -> None:
+        ref.get(transaction=txn, **txn.bounded())
+        monkeypatch.setattr(db._firestore_api, "rollback", refuse_rollback)
+        raise Refused
+
+    with pytest.raises(Refused):
+        fs.transaction(fail)
+
+
 def test_contention_is_reported_as_contention(firestore_env: str) -> None:
     """Concurrent read-modify-writes on one document with a single attempt: the losers get
     Contention (the library's bare ValueError, wrapped), the winners' writes all count."""

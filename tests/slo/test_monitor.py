@@ -137,7 +137,11 @@ def test_two_runs_at_once_leave_one_record_and_one_alert(
 
     def run() -> None:
         client = firestore.Client(project=firestore_env)
-        monitor = make_monitor(client, local_store, slack, FakeClock(TICK + 1), config)
+        clock = FakeClock(TICK + 1)
+        # The emulator settles each conflicting commit by a ~2 s lock wait (Firestore aborts the
+        # younger transaction at once): a loser's retries can pass the default 10 s deadline.
+        recorder = FirestoreRecorder(client, clock=clock, cooldown_s=3600, timeout_s=30)
+        monitor = make_monitor(client, local_store, slack, clock, config, recorder)
         barrier.wait()
         reports.append(monitor.run())
 
