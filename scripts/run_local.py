@@ -21,8 +21,10 @@ port   process
        ``SLO_INTERVAL_S`` overrides)
 =====  ===========================================================================
 
-Every function records each request into ``.local/metrics.db`` (``LOCAL_METRICS_DB``), which the
-monitor reads (graph_ask's records are named ``graphAsk`` and ``insights``, the seed's SLOs).
+Every function records each request into ``.local/metrics.db`` (``LOCAL_METRICS_DB``), and
+exports its OpenTelemetry metrics there every 10 s; the monitor reads both (graph_ask's records
+are named ``graphAsk`` and ``insights``, its deliveries counted by ``insights/deliveries``: the
+seed's SLOs).
 Logs go to ``.local/logs/<process>.log``. After start-up a short demo burst (questions to
 graph_ask, insight deliveries, chaos calls) runs so the monitor's first run has data; then the
 main job: a short rehearsal of the weekly playbooks (``chaos run`` each with
@@ -194,6 +196,8 @@ def stack_env(ports: Ports, state: Path) -> dict[str, str]:
             # Spans and metrics of every process, as JSON lines: python -m shared.obs.traces.
             "TELEMETRY_FILE": str(state / "telemetry.jsonl"),
             "TELEMETRY_METRIC_INTERVAL_S": "10",
+            # ... and the metrics into the store too, which the monitor reads (insights SLO).
+            "TELEMETRY_METRIC_SINK": "shared.slo.local_metrics:exporter_from_env",
             "CHAOS_ENABLED": "true",
             "CHAOS_AUTH": "none",
             "CHAOS_UPSTREAMS": upstreams,

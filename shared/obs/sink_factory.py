@@ -52,12 +52,17 @@ def parse_factory_name(text: str) -> FactoryName:
     return FactoryName(match.group(1), match.group(2))
 
 
-def load_writer(name: FactoryName) -> BatchWriter | None:
-    """Import ``name`` and call it; its answer (a batch writer, or None). May raise."""
+def load_factory(name: FactoryName) -> object:
+    """Import ``name`` and call it with no arguments; its answer. May raise."""
     factory = getattr(importlib.import_module(name.module), name.attribute)
     if not callable(factory):
         raise TypeError(f"{name} is not callable")
-    return cast(Callable[[], BatchWriter | None], factory)()
+    return cast(Callable[[], object], factory)()
+
+
+def load_writer(name: FactoryName) -> BatchWriter | None:
+    """Import ``name`` and call it; its answer (a batch writer, or None). May raise."""
+    return cast(BatchWriter | None, load_factory(name))
 
 
 _lock = threading.Lock()

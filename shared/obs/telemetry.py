@@ -18,9 +18,14 @@ Exporters (``TELEMETRY_EXPORTER``): ``cloud`` (Cloud Trace and Cloud Monitoring,
 deployed, i.e. ``K_SERVICE`` is set), ``otlp`` (OTLP/HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT``, the
 default when that variable is set), ``file`` (JSON lines appended to ``TELEMETRY_FILE``, the
 default when that is set: the local stack's readable store, see ``python -m shared.obs.traces``),
-``none``. Head sampling cannot know a request's outcome and the SDK has no tail sampling, so an
-unsampled failing request is not traced; its request log line (always written for errors) still
-carries its trace id.
+``none``. ``TELEMETRY_METRIC_SINK=package.module:callable`` names one more metric exporter, made
+by that callable on start-up and exporting at the same interval next to the chosen one (the local
+stack names ``shared.slo.local_metrics:exporter_from_env``, so the SLO monitor reads the emitted
+metrics from its store, as it reads them from Cloud Monitoring when deployed).
+
+Head sampling cannot know a request's outcome and the SDK has no tail sampling, so an unsampled
+failing request is not traced; its request log line (always written for errors) still carries its
+trace id.
 """
 
 from __future__ import annotations
@@ -30,16 +35,20 @@ import logging
 import threading
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from shared.settings import Env, once
 
+SINK_ALLOWED: Final = "package.module:callable (e.g. shared.slo.local_metrics:exporter_from_env)"
+
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
-    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
+
+    from shared.obs.sink_factory import FactoryName
 
 __all__ = [
     "Exporter",
@@ -71,6 +80,7 @@ class TelemetrySettings:
     file: str | None
     project_id: str | None
     deployed: bool
+    metric_sink: FactoryName | None = None
 
 
 @once
@@ -83,6 +93,7 @@ def settings() -> TelemetrySettings:
     deployed = env.raw("K_SERVICE") is not None
     chosen = env.choice("TELEMETRY_EXPORTER", "auto", EXPORTERS)
     file = env.text("TELEMETRY_FILE")
+    metric_sink = env.text("TELEMETRY_METRIC_SINK")
     exporter: Exporter
     if chosen != "auto":
         exporter = chosen  # type: ignore[assignment]
@@ -103,11 +114,26 @@ def settings() -> TelemetrySettings:
         file=file,
         project_id=env.project(),
         deployed=deployed,
+        metric_sink=_factory_name(env, metric_sink),
     )
     if exporter == "file" and not file:
         env.problems.append(_file_problem())
     env.check()
     return result
+
+
+def _factory_name(env: Env, text: str | None) -> FactoryName | None:
+    if not text:
+        return None
+    from shared.obs.sink_factory import parse_factory_name
+
+    try:
+        return parse_factory_name(text)
+    except ValueError:
+        from shared.settings import Problem
+
+        env.problems.append(Problem("TELEMETRY_METRIC_SINK", text, SINK_ALLOWED))
+        return None
 
 
 def _file_problem() -> Any:
@@ -224,6 +250,7 @@ def _attach(
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
     readers = [metric_reader] if metric_reader is not None else _metric_readers(config)
+    readers += _sink_readers(config)
     meter_provider = MeterProvider(
         resource=Resource.create({"service.name": _state.service}), metric_readers=readers
     )
@@ -272,6 +299,30 @@ def _metric_readers(config: TelemetrySettings) -> list[MetricReader]:
     else:
         return []
     return [PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)]
+
+
+def _sink_readers(config: TelemetrySettings) -> list[MetricReader]:
+    """The reader of ``TELEMETRY_METRIC_SINK``'s exporter; none when unset, or (with a warning)
+    when it cannot be made: the metrics are optional, serving is not."""
+    if config.metric_sink is None:
+        return []
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from shared.obs.sink_factory import load_factory
+
+    try:
+        exporter = load_factory(config.metric_sink)
+    except Exception:
+        logger.warning("TELEMETRY_METRIC_SINK=%s could not be loaded", config.metric_sink,
+                       exc_info=True)  # fmt: skip
+        return []
+    if exporter is None:
+        return []
+    interval_ms = config.metric_interval_s * 1000
+    reader = PeriodicExportingMetricReader(
+        cast("MetricExporter", exporter), export_interval_millis=interval_ms
+    )
+    return [reader]
 
 
 def _appender(config: TelemetrySettings) -> Any:

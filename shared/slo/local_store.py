@@ -1,9 +1,11 @@
-"""A SQLite store of request records: the local stand-in for Cloud Monitoring.
+"""A SQLite store of request records and metric points: the local stand-in for Cloud Monitoring.
 
 Every local function (run by functions-framework, one process each) appends one row per request
-through :func:`batch_writer_from_env` (named by ``REQUEST_SINK`` in the local stack's environment);
-the ``local`` SLI backend reads them back. WAL mode and a busy timeout make concurrent writers in
-several processes and threads safe; each thread has its own connection.
+through :func:`batch_writer_from_env` (named by ``REQUEST_SINK`` in the local stack's environment),
+as Cloud Run observes every request it serves; the OpenTelemetry metrics the functions emit land
+in ``metric_points`` through :mod:`shared.slo.local_metrics`, as they land in Cloud Monitoring
+when deployed. The ``local`` SLI backend reads both back. WAL mode and a busy timeout make
+concurrent writers in several processes and threads safe; each thread has its own connection.
 
 Injected failures (chaos) are stored with ``injected = 1`` and *count* in SLIs: an SLO measures
 what users saw. The flag is kept so reports can split injected from organic failures.
@@ -11,13 +13,14 @@ what users saw. The flag is kept so reports can split injected from organic fail
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from shared.lazy import Memo
 from shared.resilience.retries import retry
@@ -40,7 +43,25 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_function_at ON requests (function, at);
 CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
+CREATE TABLE IF NOT EXISTS metric_points (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    service TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    value REAL NOT NULL,
+    histogram TEXT
+);
+CREATE INDEX IF NOT EXISTS metric_points_name_end ON metric_points (name, "end");
 """
+
+#: ``metric_points.kind``: a counter's increase over [start, end] (delta), a gauge's (or an
+#: up-down counter's) value at ``end``, or a histogram's count over [start, end] with its sum,
+#: bounds and bucket counts as JSON in ``histogram``.
+MetricKind = Literal["counter", "gauge", "histogram"]
+AttributeValue = str | bool | int | float
 
 ANY_FUNCTION = "*"
 
@@ -90,6 +111,20 @@ class LatencySummary:
     total: int
     slow: int
     percentile_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One exported point of one OpenTelemetry metric stream (times: epoch seconds)."""
+
+    name: str
+    kind: MetricKind
+    service: str
+    attributes: Mapping[str, AttributeValue]
+    start: float
+    end: float
+    value: float
+    histogram: Mapping[str, object] | None = None
 
 
 def _is_locked(exc: BaseException) -> bool:
@@ -157,6 +192,41 @@ class LocalStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def append_points(self, points: Iterable[MetricPoint]) -> None:
+        """Store metric points in one transaction."""
+        rows = [
+            (p.name, p.kind, p.service, _attributes_json(p.attributes), float(p.start),
+             float(p.end), float(p.value), None if p.histogram is None else json.dumps(p.histogram))
+            for p in points
+        ]  # fmt: skip
+        if not rows:
+            return
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                'INSERT INTO metric_points (name, kind, service, attributes, start, "end", value,'
+                " histogram) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def counter_totals(
+        self, name: str, start: float, end: float
+    ) -> list[tuple[dict[str, AttributeValue], float]]:
+        """The increase of counter ``name`` per attribute set, over the points that ended in
+        ``start < end <= end`` (a point is the increase over its own interval, so every
+        increase counts in exactly one window)."""
+        rows = self._connection().execute(
+            "SELECT attributes, SUM(value) FROM metric_points"
+            ' WHERE name = ? AND kind = ? AND "end" > ? AND "end" <= ? GROUP BY attributes',
+            (name, "counter", start, end),
+        )
+        return [(json.loads(attributes), float(total)) for attributes, total in rows]
 
     def counts(
         self, functions: Sequence[str], start: float, end: float, *, error_status_min: int = 500
@@ -244,6 +314,11 @@ def _add_cohort_column(conn: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:  # another process added it first
             if "duplicate column" not in str(exc):
                 raise
+
+
+def _attributes_json(attributes: Mapping[str, AttributeValue]) -> str:
+    # Sorted keys: one attribute set is one text, so GROUP BY sums a stream across processes.
+    return json.dumps(dict(attributes), sort_keys=True, separators=(",", ":"))
 
 
 def _where(functions: Sequence[str], start: float, end: float) -> tuple[str, tuple[object, ...]]:

@@ -105,6 +105,12 @@ def test_once_starts_everything_runs_demo_and_monitor_then_stops(tmp_path: Path)
     assert counts.get("slo_monitor", 0) >= 1
     assert counts.get("graphAsk", 0) >= 8
     assert counts.get("insights", 0) >= 4
+    # ... and exported their OpenTelemetry metrics into it (flushed at the latest when stopped).
+    with contextlib.closing(sqlite3.connect(tmp_path / "metrics.db")) as db:
+        delivered = db.execute(
+            "SELECT SUM(value) FROM metric_points WHERE name = 'insights/deliveries'"
+        ).fetchone()[0]
+    assert delivered == counts["insights"]
     for name in ("firestore", "chaos_delay", "chaos_proxy", "slo_monitor", "scheduler"):
         assert (tmp_path / "logs" / f"{name}.log").is_file()
     assert (tmp_path / "logs" / "graph_ask.log").is_file()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.slo.config import MonitorConfig, parse_config
-from shared.slo.local_store import LocalStore
+from shared.slo.local_store import LocalStore, MetricPoint
 
 #: 2026-11-26 12:05:00 UTC: a scheduler tick (multiple of 300 s).
 TICK = 1_795_694_700.0
@@ -70,3 +70,26 @@ def traffic(
             injected=injected and picked(i, errors))
         for i in range(count)
     )  # fmt: skip
+
+
+def deliveries(
+    store: LocalStore,
+    *,
+    start: float,
+    end: float,
+    delivered: int,
+    failed: int = 0,
+    every: float = 10,
+) -> None:
+    """Insight deliveries as graph_ask's counter exports them: one delta point per outcome every
+    ``every`` seconds of ``(start, end]``, the counts spread evenly over the points."""
+    steps = max(1, round((end - start) / every))
+    points = []
+    for outcome, count in (("delivered", delivered), ("failed", failed)):
+        for i in range(steps):
+            share = count * (i + 1) // steps - count * i // steps
+            if share:
+                at = start + (i + 1) * (end - start) / steps
+                points.append(MetricPoint("insights/deliveries", "counter", "graph-ask",
+                                          {"outcome": outcome}, at - every, at, share))  # fmt: skip
+    store.append_points(points)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.slo.backends.cloud_monitoring import DistributionQuery, RatioQuery
-from shared.slo.backends.local import LocalQuery
+from shared.slo.backends.local import LocalMetricQuery, LocalQuery
 from shared.slo.config import load_config, parse_config
 from shared.slo.durations import format_duration, parse_duration
 from shared.slo.errors import ConfigInvalid
@@ -104,7 +104,10 @@ def test_local_file_maps_local_functions_to_the_seed_slos() -> None:
     config = load_config(ROOT / "config" / "slos.local.yaml")
     queries = {s.name: s.query for s in config.slos}
     assert queries["graphAsk-latency"] == LocalQuery(("graphAsk",))
-    assert queries["insights-delivery"] == LocalQuery(("insights",))
+    # Insight deliveries are the counter graph_ask emits, as config/slos.yaml reads it deployed.
+    assert queries["insights-delivery"] == LocalMetricQuery(
+        "insights/deliveries", good=(("outcome", "delivered"),)
+    )
     assert queries["general-errors"] == LocalQuery(("graphAsk", "insights"))
     assert {s.backend for s in config.slos} == {"local"}
 
@@ -230,3 +233,29 @@ def test_cli_check_fails_with_the_message() -> None:
 
 def test_cli_usage() -> None:
     assert run_cli().returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "sli", "expected"),
+    [
+        ("latency_percentile", {"metric": "m", "good": {"outcome": "ok"}},
+         "metric: a counter makes a good_bad_ratio SLI only; method is latency_percentile"),
+        ("good_bad_ratio", {"metric": "m"},
+         "good: give the attributes of the good events, e.g. {outcome: delivered}"),
+        ("good_bad_ratio", {"metric": "m", "good": ["ok"]},
+         "good: must map attribute names to values; got ['ok']"),
+        ("good_bad_ratio", {"metric": "m", "good": {"a": "b"}, "function": "f"},
+         "function: unknown field; allowed with metric: metric, labels, good"),
+        ("good_bad_ratio", {"metric": "", "good": {"a": "b"}},
+         "metric: must be an instrument name; got ''"),
+    ],
+)  # fmt: skip
+def test_local_metric_sli_problems_are_named(
+    method: str, sli: dict[str, object], expected: str
+) -> None:
+    slo = {"name": "a", "backend": "local", "method": method, "service_level_indicator": sli,
+           **({"goal": 0.9} if method == "good_bad_ratio" else
+              {"percentile": 95, "threshold_ms": 100})}  # fmt: skip
+    with pytest.raises(ConfigInvalid) as info:
+        parse_config({"backends": {"local": None}, "slos": [slo]})
+    assert f"slos[0] (a).service_level_indicator.{expected}" in info.value.problems

@@ -12,7 +12,7 @@ from shared.resilience.clock import FakeClock
 from shared.slo import service
 from shared.slo.local_store import LocalStore
 from tests.slo.conftest import FIXTURES
-from tests.slo.helpers import TICK, traffic
+from tests.slo.helpers import TICK, deliveries, traffic
 from tests.slo.slack_server import SlackServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +46,7 @@ def test_function_end_to_end_on_the_local_stack(
     # graphAsk: slow and failing; insights: healthy.
     traffic(store, "graphAsk", start=end - 290, end=end - 10, count=200, errors=20, slow=40)
     traffic(store, "insights", start=end - 290, end=end - 10, count=200)
+    deliveries(store, start=end - 290, end=end - 10, delivered=200)
 
     app = client()
     response = app.post("/")

@@ -24,6 +24,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "TELEMETRY_FILE",
         "TELEMETRY_EXPORTER",
         "TRACE_SAMPLE_RATE",
+        "TELEMETRY_METRIC_SINK",
     ):
         monkeypatch.delenv(name, raising=False)
     reset_settings()
@@ -47,6 +48,19 @@ def test_exporter_is_chosen_by_setting(
         clean_env.setenv(name, value)
     chosen = telemetry.settings()
     assert (chosen.exporter, chosen.sample_rate) == (exporter, rate)
+
+
+def test_a_malformed_metric_sink_is_a_bad_setting(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("TELEMETRY_METRIC_SINK", "shared.slo.local_metrics.exporter_from_env")
+    with pytest.raises(SettingsError) as caught:
+        telemetry.settings()
+    (problem,) = caught.value.problems
+    assert problem.name == "TELEMETRY_METRIC_SINK"
+    assert "package.module:callable" in str(caught.value)
+    clean_env.setenv("TELEMETRY_METRIC_SINK", "shared.slo.local_metrics:exporter_from_env")
+    reset_settings()
+    sink = telemetry.settings().metric_sink
+    assert (sink.module, sink.attribute) == ("shared.slo.local_metrics", "exporter_from_env")
 
 
 def test_bad_settings_name_every_variable(clean_env: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from shared.slo.backends.cloud_monitoring import DistributionQuery, RatioQuery
-from shared.slo.backends.local import LocalQuery
+from shared.slo.backends.local import LocalMetricQuery, LocalQuery
 
 if TYPE_CHECKING:
     from shared.slo.config import BackendSpec, Slo
@@ -25,7 +25,7 @@ __all__ = ["BACKEND_TYPES", "Backend", "SliQuery", "backend_module", "open_backe
 
 BACKEND_TYPES = ("cloud_monitoring", "local")
 
-SliQuery = RatioQuery | DistributionQuery | LocalQuery
+SliQuery = RatioQuery | DistributionQuery | LocalQuery | LocalMetricQuery
 
 
 class Backend(Protocol):

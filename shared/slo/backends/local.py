@@ -1,8 +1,14 @@
-"""The embedded local SLI source: request records in SQLite (see :mod:`shared.slo.local_store`).
+"""The embedded local SLI source: the SQLite store of :mod:`shared.slo.local_store`.
 
-``service_level_indicator`` names the local functions whose requests make the SLI (``function``
-or ``functions``; ``*`` for all) and, for ratios, the first HTTP status counted as an error
-(``error_status_min``, default 500). Injected (chaos) failures count, as users saw them.
+Two kinds of ``service_level_indicator``, the local counterparts of the production sources:
+
+* requests, as Cloud Run's request metrics see them: ``function`` or ``functions`` (``*`` for all)
+  name the local functions whose request records make the SLI and, for ratios,
+  ``error_status_min`` is the first HTTP status counted as an error (default 500). Injected
+  (chaos) failures count, as users saw them.
+* an emitted OpenTelemetry counter, as Cloud Monitoring receives it (ratios only): ``metric``
+  names the instrument, ``good`` the attributes of the good events, ``labels`` (optional) those
+  every counted event has, e.g. ``{metric: insights/deliveries, good: {outcome: delivered}}``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
     from shared.slo.window import Window
 
 OPTIONS = ("path",)
+REQUEST_FIELDS = ("function", "functions", "error_status_min")
+METRIC_FIELDS = ("metric", "labels", "good")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +40,32 @@ class LocalQuery:
     error_status_min: int = 500
 
 
-def parse_query(method: str, raw: Mapping[str, Any]) -> tuple[LocalQuery | None, list[str]]:
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMetricQuery:
+    """A counter's events with ``labels`` (all of them) of which those with ``good`` are good."""
+
+    metric: str
+    good: Labels
+    labels: Labels = ()
+
+    def matches(self, attributes: Mapping[str, object], labels: Labels) -> bool:
+        return all(_text(attributes.get(key)) == value for key, value in labels)
+
+
+def parse_query(
+    method: str, raw: Mapping[str, Any]
+) -> tuple[LocalQuery | LocalMetricQuery | None, list[str]]:
     """Validate a ``service_level_indicator`` block; returns the query or the problems found."""
+    if "metric" in raw:
+        return _parse_metric_query(method, raw)
     problems: list[str] = []
     for key in raw:
-        if key not in ("function", "functions", "error_status_min"):
-            problems.append(f"{key}: unknown field; allowed: function, functions, error_status_min")
+        if key not in REQUEST_FIELDS:
+            allowed = ", ".join(REQUEST_FIELDS)
+            problems.append(f"{key}: unknown field; allowed: {allowed} (or metric, good, labels)")
     names: list[object] = []
     if ("function" in raw) == ("functions" in raw):
         problems.append("function / functions: give exactly one (a name, a list of names, or '*')")
@@ -55,6 +83,42 @@ def parse_query(method: str, raw: Mapping[str, Any]) -> tuple[LocalQuery | None,
     return LocalQuery(tuple(str(n) for n in names), int(status)), problems
 
 
+def _parse_metric_query(
+    method: str, raw: Mapping[str, Any]
+) -> tuple[LocalMetricQuery | None, list[str]]:
+    problems = [
+        f"{key}: unknown field; allowed with metric: {', '.join(METRIC_FIELDS)}"
+        for key in raw
+        if key not in METRIC_FIELDS
+    ]
+    if method != "good_bad_ratio":
+        problems.append(f"metric: a counter makes a good_bad_ratio SLI only; method is {method}")
+    metric = raw["metric"]
+    if not isinstance(metric, str) or not metric:
+        problems.append(f"metric: must be an instrument name; got {metric!r}")
+    good = _labels("good", raw.get("good"), problems)
+    labels = _labels("labels", raw.get("labels", {}), problems)
+    if not good:
+        problems.append("good: give the attributes of the good events, e.g. {outcome: delivered}")
+    if problems:
+        return None, problems
+    return LocalMetricQuery(str(metric), good, labels), problems
+
+
+def _labels(field: str, raw: object, problems: list[str]) -> Labels:
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str | int | bool) for k, v in raw.items()
+    ):
+        problems.append(f"{field}: must map attribute names to values; got {raw!r}")
+        return ()
+    return tuple(sorted((k, _text(v)) for k, v in raw.items()))
+
+
+def _text(value: object) -> str:
+    # YAML reads `true` as a bool where the attribute may be the text "true": compare as text.
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class LocalBackend:
     """Reads SLIs from a :class:`LocalStore`."""
 
@@ -63,6 +127,8 @@ class LocalBackend:
         self.calls = 0
 
     def good_bad_ratio(self, slo: Slo, window: Window) -> Measurement:
+        if isinstance(slo.query, LocalMetricQuery):
+            return self._counter_ratio(slo.query, window)
         query = _query(slo)
         counts = self._run(lambda: self.store.counts(
             query.functions, window.start, window.end, error_status_min=query.error_status_min
@@ -78,6 +144,17 @@ class LocalBackend:
             query.functions, window.start, window.end, threshold_ms=threshold, q=q
         ))  # fmt: skip
         return Measurement(total=summary.total, bad=summary.slow, value=summary.percentile_ms)
+
+    def _counter_ratio(self, query: LocalMetricQuery, window: Window) -> Measurement:
+        totals = self._run(lambda: self.store.counter_totals(query.metric, window.start,
+                                                             window.end))  # fmt: skip
+        total = good = 0.0
+        for attributes, value in totals:
+            if query.matches(attributes, query.labels):
+                total += value
+                if query.matches(attributes, query.good):
+                    good += value
+        return Measurement(total=total, bad=total - good)
 
     def _run(self, fn: Any) -> Any:
         import sqlite3
@@ -103,7 +180,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 def _query(slo: Slo) -> LocalQuery:
     if not isinstance(slo.query, LocalQuery):
-        raise SloError(f"SLO {slo.name}: the local backend needs function/functions")
+        raise SloError(f"SLO {slo.name}: this SLI needs function/functions (requests)")
     return slo.query
 
 
