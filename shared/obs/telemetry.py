@@ -12,7 +12,8 @@ or by any process that wants telemetry) installs, once per process:
 The provider is installed synchronously (every request gets a trace id from its first one); the
 exporters and the requests instrumentation, whose imports cost a few hundred milliseconds, are
 attached by a background thread, so a cold start does not wait for them (spans that end before
-they are attached are not exported). ``start(wait=True)`` attaches them before returning.
+they are attached are held, up to 2,048, and exported once they are: see
+:mod:`shared.obs.early_spans`). ``start(wait=True)`` attaches them before returning.
 
 Exporters (``TELEMETRY_EXPORTER``): ``cloud`` (Cloud Trace and Cloud Monitoring, the default when
 deployed, i.e. ``K_SERVICE`` is set), ``otlp`` (OTLP/HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT``, the
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
 
+    from shared.obs.early_spans import EarlySpans
     from shared.obs.sink_factory import FactoryName
 
 __all__ = [
@@ -148,6 +150,7 @@ class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tracer_provider: TracerProvider | None = None
+        self.early_spans: EarlySpans | None = None
         self.meter_provider: Any = None
         self.ready = threading.Event()
         self.stopped = False
@@ -212,6 +215,10 @@ def _install_tracing(service: str, config: TelemetrySettings) -> TracerProvider:
         resource=Resource.create({"service.name": service}),
         sampler=ParentBased(TraceIdRatioBased(config.sample_rate)),
     )
+    from shared.obs.early_spans import EarlySpans
+
+    _state.early_spans = EarlySpans()
+    provider.add_span_processor(_state.early_spans)
     trace.set_tracer_provider(provider)
     return provider
 
@@ -225,6 +232,8 @@ def _attach_exporters(
         _attach(config, span_exporter, metric_reader)
     except Exception:  # telemetry must never take the function down
         logger.exception("telemetry exporters could not be started; spans stay local")
+        if _state.early_spans is not None:
+            _state.early_spans.attach(None)  # nothing will export the held spans
     finally:
         _state.ready.set()
 
@@ -241,14 +250,13 @@ def _attach(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    provider = _state.tracer_provider
-    assert provider is not None
+    early = _state.early_spans
+    assert early is not None
     if span_exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+        early.attach(SimpleSpanProcessor(span_exporter))
     else:
         exporter = _span_exporter(config)
-        if exporter is not None:
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+        early.attach(None if exporter is None else BatchSpanProcessor(exporter))
     readers = [metric_reader] if metric_reader is not None else _metric_readers(config)
     readers += _sink_readers(config)
     meter_provider = MeterProvider(
