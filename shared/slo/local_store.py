@@ -218,9 +218,9 @@ class LocalStore:
     def counter_totals(
         self, name: str, start: float, end: float
     ) -> list[tuple[dict[str, AttributeValue], float]]:
-        """The increase of counter ``name`` per attribute set, over the points that ended in
-        ``start < end <= end`` (a point is the increase over its own interval, so every
-        increase counts in exactly one window)."""
+        """The increase of counter ``name`` per attribute set, summed over the points whose
+        interval ends in ``(start, end]`` (each point is the increase over its own interval, so
+        every increase counts in exactly one window)."""
         rows = self._connection().execute(
             "SELECT attributes, SUM(value) FROM metric_points"
             ' WHERE name = ? AND kind = ? AND "end" > ? AND "end" <= ? GROUP BY attributes',
