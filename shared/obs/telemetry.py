@@ -40,8 +40,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from shared.settings import Env, once
 
-SINK_ALLOWED: Final = "package.module:callable (e.g. shared.slo.local_metrics:exporter_from_env)"
-
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
@@ -67,6 +65,7 @@ __all__ = [
 
 Exporter = Literal["cloud", "otlp", "file", "none"]
 EXPORTERS: Final[tuple[str, ...]] = ("auto", "cloud", "otlp", "file", "none")
+SINK_ALLOWED: Final = "package.module:callable (e.g. shared.slo.local_metrics:exporter_from_env)"
 
 logger = logging.getLogger("shared.obs.telemetry")
 
@@ -207,6 +206,8 @@ def _install_tracing(service: str, config: TelemetrySettings) -> TracerProvider:
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    from shared.obs.early_spans import EarlySpans
+
     # Later propagators win on extract: a W3C traceparent overrides Google's older header.
     propagate.set_global_textmap(
         CompositePropagator([CloudTraceFormatPropagator(), TraceContextTextMapPropagator()])
@@ -215,8 +216,6 @@ def _install_tracing(service: str, config: TelemetrySettings) -> TracerProvider:
         resource=Resource.create({"service.name": service}),
         sampler=ParentBased(TraceIdRatioBased(config.sample_rate)),
     )
-    from shared.obs.early_spans import EarlySpans
-
     _state.early_spans = EarlySpans()
     provider.add_span_processor(_state.early_spans)
     trace.set_tracer_provider(provider)
