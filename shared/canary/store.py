@@ -21,7 +21,6 @@ apply a second decision to the same state. Firestore is reached through
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -56,8 +55,6 @@ class RolloutStore:
         self._factory = client_factory
         self._collection = collection
         self.timeout_s = timeout_s
-        self._client: Any = None
-        self._lock = threading.Lock()
 
     # -- rollouts ---------------------------------------------------------------------------
 
@@ -262,12 +259,9 @@ class RolloutStore:
         return self._db().collection(self._collection).document(name)
 
     def _db(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    with _guarded("rollout.client"):
-                        self._client = self._factory()
-        return self._client
+        # No cache here: the default factory, fs.client, is already one client per project.
+        with _guarded("rollout.client"):
+            return self._factory()
 
 
 @contextlib.contextmanager
