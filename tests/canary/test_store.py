@@ -90,7 +90,10 @@ def test_a_decision_on_a_stale_state_is_refused(store: RolloutStore) -> None:
     assert [t["verdict"] for t in store.transitions("ask-model")] == ["start", "advance"]
 
 
-def test_concurrent_runs_apply_one_decision(store: RolloutStore) -> None:
+def test_concurrent_runs_apply_one_decision(firestore_client: Any) -> None:
+    # The emulator settles each conflicting commit with a ~2 s lock wait (Firestore aborts the
+    # younger transaction at once): on a loaded machine a loser can pass a 5 s bound.
+    store = RolloutStore(lambda: firestore_client, timeout_s=30)
     rollout = _start(store)
     outcomes: list[str] = []
 
